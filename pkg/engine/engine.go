@@ -1,0 +1,68 @@
+// Package engine turns kinds of host state into a plan, applies a plan with a
+// journal, and verifies a host. It knows nothing about any particular kind:
+// a new kind plugs in by implementing Kind and being listed in a Phase.
+package engine
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nodereset/nodereset/pkg/host"
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// Env is what every kind gets to work with.
+type Env struct {
+	Host *host.Host
+	Log  *slog.Logger
+	// BackupDir is this run's backup directory as nodereset sees it (under
+	// the host root), or "" when backups are off or nothing is applied.
+	BackupDir string
+}
+
+// Kind discovers and removes one kind of host state.
+type Kind interface {
+	// Kind names the items this kind produces and consumes.
+	Kind() plan.Kind
+	// Discover reads the host and returns the items this kind would change.
+	// It changes nothing. An empty result means the host is clean of it.
+	Discover(ctx context.Context, env *Env) ([]plan.Item, error)
+	// Apply changes the host for the given items, which Discover produced,
+	// in the order and with the parallelism the kind needs, and reports
+	// every item to rec exactly once through Done.
+	Apply(ctx context.Context, env *Env, items []plan.Item, rec Recorder)
+}
+
+// Recorder receives the outcome of each item as a kind applies it. It is
+// safe for concurrent use.
+type Recorder interface {
+	// Start is called before the item's change begins (it is journalled, so
+	// a crashed run shows what was in flight).
+	Start(item plan.Item)
+	// Done records the outcome: err == nil means the item is gone.
+	Done(item plan.Item, err error)
+}
+
+// Phase is a named step: its kinds are discovered together and applied in
+// the listed order.
+type Phase struct {
+	Name  string
+	Kinds []Kind
+}
+
+// Check is a rejoin check run by verify in addition to re-discovery: things
+// a join's preflight would trip on that are not items nodereset removes
+// (a port held by a foreign process, say).
+type Check interface {
+	Name() string
+	// Run returns the problems found; an error means it could not check.
+	Run(ctx context.Context, env *Env) ([]string, error)
+}
+
+// Observer is told about progress; the CLI's printer implements it. The
+// engine never prints.
+type Observer interface {
+	PhaseStart(name string, items int)
+	ItemDone(r plan.Result)
+	PhaseEnd(name string)
+}
