@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nodereset/nodereset/internal/profile"
+	"github.com/nodereset/nodereset/pkg/engine"
+	"github.com/nodereset/nodereset/pkg/host"
+)
+
+// DefaultBackupDir is the host path where runs keep journals and backups.
+const DefaultBackupDir = "/var/lib/nodereset/backups"
+
+type globalOptions struct {
+	hostRoot    string
+	output      string
+	backupDir   string
+	noBackup    bool
+	verbosity   int
+	lazyUnmount bool
+	parallel    int
+	termTimeout time.Duration
+	killTimeout time.Duration
+	stopTimeout time.Duration
+}
+
+func (g *globalOptions) bind(c *cobra.Command) {
+	f := c.PersistentFlags()
+	f.StringVar(&g.hostRoot, "host-root", "/", "directory where the host's / is mounted; every host path is resolved under it")
+	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&g.backupDir, "backup-dir", DefaultBackupDir, "host path (under --host-root) for journals and backups, one directory per run")
+	f.BoolVar(&g.noBackup, "no-backup", false, "remove precious state (PKI, kubeconfigs, etcd data) instead of moving it to the backup directory")
+	f.CountVarP(&g.verbosity, "verbose", "v", "log more to stderr (-v info, -vv debug)")
+	f.BoolVar(&g.lazyUnmount, "lazy-unmount", false, "detach busy mounts (MNT_DETACH) instead of reporting them; their data stays reachable by their holders")
+	f.IntVar(&g.parallel, "parallel", 8, "how many independent unmounts run at once")
+	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL")
+	f.DurationVar(&g.killTimeout, "kill-timeout", 5*time.Second, "how long to wait for processes to die after SIGKILL")
+	f.DurationVar(&g.stopTimeout, "stop-timeout", 90*time.Second, "bound on each systemd stop job")
+	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.MarkPersistentFlagDirname("host-root")
+}
+
+// session is everything a command needs, built from the global flags.
+type session struct {
+	env     *engine.Env
+	profile profile.Profile
+	phases  []engine.Phase
+	checks  []engine.Check
+	print   *printer
+}
+
+func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
+	if g.output != "text" && g.output != "json" {
+		return nil, withCode(ExitError, fmt.Errorf("-o %q: use text or json", g.output))
+	}
+	h, err := host.New(g.hostRoot)
+	if err != nil {
+		return nil, withCode(ExitError, err)
+	}
+	log := newLogger(errw, g.verbosity)
+	prof, err := profile.Kubeadm(h)
+	if err != nil {
+		return nil, withCode(ExitError, err)
+	}
+	phases := profile.Phases(prof, profile.Options{
+		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
+		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
+	})
+	return &session{
+		env:     &engine.Env{Host: h, Log: log},
+		profile: prof,
+		phases:  phases,
+		checks:  profile.Checks(prof),
+		print:   newPrinter(out, errw, g.output, g.verbosity),
+	}, nil
+}
+
+// backupRoot is the backup directory as nodereset sees it.
+func (g *globalOptions) backupRoot(h *host.Host) string { return h.Path(g.backupDir) }
+
+// hostName is the name the operator types to confirm a reset: the host's
+// /etc/hostname, else the kernel's.
+func hostName(h *host.Host) string {
+	if p, err := h.Resolve("/etc/hostname"); err == nil {
+		if b, err := os.ReadFile(p); err == nil {
+			if n := strings.TrimSpace(string(b)); n != "" {
+				return n
+			}
+		}
+	}
+	n, _ := os.Hostname()
+	return n
+}

@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// ApplyOptions say where a run keeps its journal and backups.
+type ApplyOptions struct {
+	// BackupRoot holds one directory per run (as nodereset sees it, under
+	// the host root). The journal is always written there.
+	BackupRoot string
+	// Backup makes precious state move into the run directory; without it
+	// the run directory holds only the journal.
+	Backup   bool
+	Observer Observer
+}
+
+// Report is what applying a plan did.
+type Report struct {
+	RunDir  string        `json:"runDir"`
+	Resumed bool          `json:"resumed"`
+	Results []plan.Result `json:"results"`
+}
+
+// Failed returns the results that did not succeed.
+func (r *Report) Failed() []plan.Result {
+	var out []plan.Result
+	for _, res := range r.Results {
+		if res.Status != plan.StatusDone {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// ItemError is the failure of one item.
+type ItemError struct {
+	Item plan.Item
+	Err  error
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.Item.Kind, e.Item.Target, e.Err)
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// ErrNotReported marks an item a kind forgot to report: a bug in the kind,
+// recorded as a failure so that it is never mistaken for success.
+var ErrNotReported = errors.New("the kind did not report a result for this item")
+
+// Apply applies p, which Plan built from the same phases, phase by phase.
+// A run directory that a killed run left behind is reused, so its backups
+// and this run's stay together. Every item's outcome is journalled and
+// returned; the error joins one *ItemError per failed item. Later phases run
+// even when an earlier one had failures: each kind only ever touches its own
+// items and the path kind never crosses a mount that is still there.
+func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts ApplyOptions) (*Report, error) {
+	if len(p.Phases) != len(phases) {
+		return nil, fmt.Errorf("plan has %d phases, engine has %d: the plan was built from other phases", len(p.Phases), len(phases))
+	}
+	runDir, resumed, err := runDirectory(opts.BackupRoot)
+	if err != nil {
+		return nil, err
+	}
+	j, err := openJournal(runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer j.close()
+	if err := j.write(Entry{Event: EventBegin}); err != nil {
+		return nil, err
+	}
+
+	runEnv := *env
+	if opts.Backup {
+		runEnv.BackupDir = runDir
+	}
+	report := &Report{RunDir: runDir, Resumed: resumed}
+	var errs []error
+	for i, ph := range phases {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("stopped before phase %s: %w", ph.Name, ctx.Err()))
+			break
+		}
+		items := p.Phases[i].Items
+		if opts.Observer != nil {
+			opts.Observer.PhaseStart(ph.Name, len(items))
+		}
+		for _, k := range ph.Kinds {
+			mine := itemsOf(items, k.Kind())
+			if len(mine) == 0 {
+				continue
+			}
+			rec := newRecorder(j, opts.Observer)
+			k.Apply(ctx, &runEnv, mine, rec)
+			res, err := rec.finish(mine)
+			report.Results = append(report.Results, res...)
+			errs = append(errs, err)
+		}
+		if err := j.sync(); err != nil {
+			errs = append(errs, err)
+		}
+		if opts.Observer != nil {
+			opts.Observer.PhaseEnd(ph.Name)
+		}
+	}
+	failed := len(report.Failed())
+	errs = append(errs, j.write(Entry{Event: EventEnd, Error: fmt.Sprintf("%d failed", failed)}))
+	return report, errors.Join(errs...)
+}
+
+func itemsOf(items []plan.Item, k plan.Kind) []plan.Item {
+	var out []plan.Item
+	for _, it := range items {
+		if it.Kind == k {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// runDirectory returns the directory of an interrupted run, or a new one
+// named by the current UTC time.
+func runDirectory(root string) (string, bool, error) {
+	if root == "" {
+		return "", false, errors.New("no backup directory: pass --backup-dir")
+	}
+	dir, _, err := Interrupted(root)
+	if err != nil {
+		return "", false, err
+	}
+	if dir != "" {
+		return dir, true, nil
+	}
+	name := time.Now().UTC().Format("20060102T150405Z")
+	dir = filepath.Join(root, name)
+	for n := 1; ; n++ {
+		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir, false, nil
+		}
+		dir = filepath.Join(root, fmt.Sprintf("%s.%d", name, n))
+	}
+}
+
+// recorder journals and collects the outcomes of one kind's items.
+type recorder struct {
+	j     *journal
+	obs   Observer
+	mu    sync.Mutex
+	start map[string]time.Time
+	done  map[string]plan.Result
+	errs  map[string]error
+}
+
+func newRecorder(j *journal, obs Observer) *recorder {
+	return &recorder{j: j, obs: obs, start: map[string]time.Time{}, done: map[string]plan.Result{}, errs: map[string]error{}}
+}
+
+func (r *recorder) Start(it plan.Item) {
+	r.mu.Lock()
+	r.start[it.Key()] = time.Now()
+	r.mu.Unlock()
+	// A journal that cannot be written is reported by finish via Done's
+	// entry; the start line is only a hint for a post-mortem.
+	_ = r.j.write(Entry{Event: EventStart, Kind: it.Kind, Target: it.Target, Action: it.Action})
+}
+
+func (r *recorder) Done(it plan.Item, err error) {
+	res := plan.Result{Item: it, Status: plan.StatusDone}
+	ev := Entry{Event: EventDone, Kind: it.Kind, Target: it.Target, Action: it.Action}
+	if err != nil {
+		res.Status, res.Error = plan.StatusFailed, err.Error()
+		ev.Event, ev.Error = EventFailed, err.Error()
+	}
+	if jerr := r.j.write(ev); jerr != nil && err == nil {
+		err = jerr
+		res.Status, res.Error = plan.StatusFailed, jerr.Error()
+	}
+	r.mu.Lock()
+	if t, ok := r.start[it.Key()]; ok {
+		res.Duration = time.Since(t)
+	}
+	_, dup := r.done[it.Key()]
+	if !dup {
+		r.done[it.Key()] = res
+		r.errs[it.Key()] = err
+	}
+	r.mu.Unlock()
+	if !dup && r.obs != nil {
+		r.obs.ItemDone(res)
+	}
+}
+
+// finish returns the results in plan order, marking unreported items failed.
+func (r *recorder) finish(items []plan.Item) ([]plan.Result, error) {
+	var out []plan.Result
+	var errs []error
+	for _, it := range items {
+		r.mu.Lock()
+		_, ok := r.done[it.Key()]
+		r.mu.Unlock()
+		if !ok {
+			r.Done(it, ErrNotReported)
+		}
+		r.mu.Lock()
+		res, err := r.done[it.Key()], r.errs[it.Key()]
+		r.mu.Unlock()
+		out = append(out, res)
+		if err != nil {
+			errs = append(errs, &ItemError{Item: it, Err: err})
+		}
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// JournalName is the journal's file name inside a run directory.
+const JournalName = "journal.jsonl"
+
+// Journal events.
+const (
+	EventBegin  = "begin"
+	EventStart  = "start"
+	EventDone   = "done"
+	EventFailed = "failed"
+	EventEnd    = "end"
+)
+
+// Entry is one line of the journal.
+type Entry struct {
+	Time   time.Time   `json:"time"`
+	Event  string      `json:"event"`
+	Kind   plan.Kind   `json:"kind,omitempty"`
+	Target string      `json:"target,omitempty"`
+	Action plan.Action `json:"action,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// journal appends JSON lines, one write(2) each, so that a run killed at any
+// point leaves a journal that says what was in flight. It syncs at phase ends
+// only: a killed process loses nothing it wrote, and a sync per item would
+// cost more than the unmount it records.
+type journal struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openJournal(dir string) (*journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create run directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, JournalName), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := dropTornTail(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("repair journal %s: %w", f.Name(), err)
+	}
+	return &journal{f: f}, nil
+}
+
+// dropTornTail cuts a last line that a killed run left without its newline,
+// so that the lines a resumed run appends stay parseable.
+func dropTornTail(f *os.File) error {
+	b, err := os.ReadFile(f.Name())
+	if err != nil || len(b) == 0 || b[len(b)-1] == '\n' {
+		return err
+	}
+	return f.Truncate(int64(strings.LastIndexByte(string(b), '\n') + 1))
+}
+
+func (j *journal) sync() error { return j.f.Sync() }
+
+func (j *journal) write(e Entry) error {
+	e.Time = time.Now().UTC()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write journal %s: %w", j.f.Name(), err)
+	}
+	return nil
+}
+
+func (j *journal) close() error { return j.f.Close() }
+
+// ReadJournal reads a journal. A last line cut short by a crash is skipped;
+// any other malformed line is an error naming it.
+func ReadJournal(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Entry
+	var bad []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			bad = append(bad, fmt.Sprintf("line %d: %v", n, err))
+			continue
+		}
+		if len(bad) > 0 {
+			// A bad line followed by good ones is not a torn tail.
+			return nil, fmt.Errorf("journal %s is corrupt (%s); move it away to start a fresh run", path, bad[0])
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read journal %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// Interrupted finds the newest run directory under backupRoot whose journal
+// has no end record: a run that was killed. It returns "" when there is none.
+func Interrupted(backupRoot string) (string, []Entry, error) {
+	dirs, err := os.ReadDir(backupRoot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("read backup directory: %w", err)
+	}
+	var names []string
+	for _, d := range dirs {
+		if d.IsDir() {
+			names = append(names, d.Name())
+		}
+	}
+	// Run directories are named by UTC time, so lexical order is time order.
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, n := range names {
+		dir := filepath.Join(backupRoot, n)
+		entries, err := ReadJournal(filepath.Join(dir, JournalName))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if len(entries) > 0 && entries[len(entries)-1].Event == EventEnd {
+			return "", nil, nil // the newest run finished
+		}
+		return dir, entries, nil
+	}
+	return "", nil, nil
+}
