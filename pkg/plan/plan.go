@@ -51,8 +51,18 @@ type Item struct {
 	Detail any `json:"detail,omitempty"`
 }
 
-// Key identifies an item across a plan, a journal and a re-run.
-func (i Item) Key() string { return string(i.Kind) + " " + i.Target }
+// Keyer is implemented by a Detail that tells apart items with one target,
+// such as two mounts stacked on one mount point.
+type Keyer interface{ Key() string }
+
+// Key identifies an item within a plan.
+func (i Item) Key() string {
+	k := string(i.Kind) + " " + i.Target
+	if d, ok := i.Detail.(Keyer); ok {
+		k += " #" + d.Key()
+	}
+	return k
+}
 
 // Phase is a named, ordered step of a plan.
 type Phase struct {

@@ -1,0 +1,218 @@
+package procs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodereset/nodereset/pkg/engine"
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// ErrStillAlive means a process survived SIGKILL and KillTimeout; it is
+// usually blocked in the kernel (state D, on a dead NFS server or disk).
+var ErrStillAlive = errors.New("still alive after SIGKILL (likely blocked in the kernel, state D: check /proc/PID/stack and the storage it waits on)")
+
+// ErrOtherPIDNamespace means nodereset cannot signal the host's processes
+// because it does not share their PID namespace.
+var ErrOtherPIDNamespace = errors.New("nodereset runs in another PID namespace than the host procfs shows; run it with the host's PID namespace (hostPID: true, or --pid=host)")
+
+// Error is the failure of one process item.
+type Error struct {
+	PID int
+	Exe string
+	Op  string
+	Err error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("process %d (%s): %s: %v", e.PID, e.Exe, e.Op, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// victim is one process being stopped, held by a pidfd so that a PID reused
+// after it exited is never signalled.
+type victim struct {
+	item plan.Item
+	d    Detail
+	fd   int
+	// sigErr is why the last signal could not be sent (EPERM, say).
+	sigErr error
+}
+
+// Apply implements engine.Kind: SIGTERM to every process at once, one
+// deadline for all of them, then SIGKILL to the rest.
+func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, rec engine.Recorder) {
+	proc := env.Host.Proc()
+	sameNS := selfPID(proc) == os.Getpid()
+	var all []*victim
+	defer func() {
+		for _, v := range all {
+			unix.Close(v.fd)
+		}
+	}()
+	for _, it := range items {
+		rec.Start(it)
+		if !sameNS {
+			rec.Done(it, &Error{PID: -1, Exe: it.Target, Op: "open", Err: ErrOtherPIDNamespace})
+			continue
+		}
+		v, err := open(proc, it)
+		if err != nil || v == nil {
+			rec.Done(it, err) // nil error and no victim: already gone
+			continue
+		}
+		all = append(all, v)
+	}
+	live := k.round(ctx, env, all, unix.SIGTERM, k.opts.TermTimeout, rec)
+	if len(live) == 0 {
+		return
+	}
+	live = k.round(ctx, env, live, unix.SIGKILL, k.opts.KillTimeout, rec)
+	for _, v := range live {
+		err := ErrStillAlive
+		if v.sigErr != nil {
+			err = fmt.Errorf("send SIGKILL: %w", v.sigErr)
+		}
+		rec.Done(v.item, &Error{PID: v.d.PID, Exe: v.d.Exe, Op: "kill", Err: err})
+	}
+}
+
+// open takes a pidfd on the item's process and checks it is still the
+// process Discover saw. It returns nil, nil when the process is gone.
+func open(proc string, it plan.Item) (*victim, error) {
+	d, err := detailOf(it)
+	if err != nil {
+		return nil, &Error{PID: -1, Exe: it.Target, Op: "read plan item", Err: err}
+	}
+	fd, err := unix.PidfdOpen(d.PID, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, nil
+		}
+		return nil, &Error{PID: d.PID, Exe: d.Exe, Op: "pidfd_open", Err: err}
+	}
+	// Checked after opening: from here on the fd pins this process, so a
+	// matching start time proves it is the one Discover found.
+	st, err := readStat(proc, d.PID)
+	if err != nil || st.StartTime != d.StartTime || st.State == 'Z' {
+		unix.Close(fd)
+		if err != nil && !vanished(err) {
+			return nil, &Error{PID: d.PID, Exe: d.Exe, Op: "read stat", Err: err}
+		}
+		return nil, nil
+	}
+	return &victim{item: it, d: d, fd: fd}, nil
+}
+
+// round signals every victim, waits until timeout for them to exit and
+// reports those that did. It returns the ones still alive.
+func (k *Kind) round(ctx context.Context, env *engine.Env, vs []*victim, sig unix.Signal, timeout time.Duration, rec engine.Recorder) []*victim {
+	var sent []*victim
+	for _, v := range vs {
+		err := unix.PidfdSendSignal(v.fd, sig, nil, 0)
+		v.sigErr = nil
+		switch {
+		case err == nil:
+			env.Log.Info("signalled process", "pid", v.d.PID, "exe", v.d.Exe, "signal", unix.SignalName(sig))
+		case errors.Is(err, unix.ESRCH):
+			// Exited between rounds; the wait below sees it at once.
+		default:
+			v.sigErr = err
+			env.Log.Warn("signal failed", "pid", v.d.PID, "exe", v.d.Exe, "signal", unix.SignalName(sig), "err", err)
+		}
+		sent = append(sent, v)
+	}
+	// Reported as each exits, so the journal shows progress during the wait.
+	alive := wait(ctx, env.Host.Proc(), sent, timeout, func(v *victim) {
+		env.Log.Info("process exited", "pid", v.d.PID, "exe", v.d.Exe, "after", unix.SignalName(sig))
+		rec.Done(v.item, nil)
+	})
+	if err := ctx.Err(); err != nil && len(alive) > 0 {
+		for _, v := range alive {
+			rec.Done(v.item, &Error{PID: v.d.PID, Exe: v.d.Exe, Op: "wait after " + unix.SignalName(sig), Err: err})
+		}
+		return nil
+	}
+	return alive
+}
+
+// wait polls the pidfds (readable once the process exited) until all exited,
+// the timeout passed or ctx ended, calling gone for each that exited, and
+// returns those still running.
+func wait(ctx context.Context, proc string, vs []*victim, timeout time.Duration, gone func(*victim)) []*victim {
+	deadline := time.Now().Add(timeout)
+	alive := vs
+	for {
+		var next []*victim
+		for _, v := range alive {
+			if exited(proc, v) {
+				gone(v)
+			} else {
+				next = append(next, v)
+			}
+		}
+		alive = next
+		left := time.Until(deadline)
+		if len(alive) == 0 || left <= 0 || ctx.Err() != nil {
+			return alive
+		}
+		fds := make([]unix.PollFd, len(alive))
+		for i, v := range alive {
+			fds[i] = unix.PollFd{Fd: int32(v.fd), Events: unix.POLLIN}
+		}
+		// Short slices so ctx is honoured and zombies are rechecked.
+		ms := int(min(left, 100*time.Millisecond) / time.Millisecond)
+		if _, err := unix.Poll(fds, max(ms, 1)); err != nil && !errors.Is(err, unix.EINTR) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// exited reports whether the victim's process ended. A zombie counts: in a
+// PID namespace its parent may never reap it, but it runs no more.
+func exited(proc string, v *victim) bool {
+	fds := []unix.PollFd{{Fd: int32(v.fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents != 0 {
+		return true
+	}
+	st, err := readStat(proc, v.d.PID)
+	return err != nil || st.StartTime != v.d.StartTime || st.State == 'Z'
+}
+
+// detailOf returns the Detail of an item built by Discover, or decoded from
+// a plan read back from JSON.
+func detailOf(it plan.Item) (Detail, error) {
+	var d Detail
+	switch x := it.Detail.(type) {
+	case Detail:
+		d = x
+	case *Detail:
+		if x != nil {
+			d = *x
+		}
+	case nil:
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return Detail{}, fmt.Errorf("detail of %s: %w", it.Key(), err)
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			return Detail{}, fmt.Errorf("detail of %s: %w", it.Key(), err)
+		}
+	}
+	if d.StartTime == 0 || d.PID <= 0 {
+		return Detail{}, ErrNoDetail
+	}
+	if strconv.Itoa(d.PID) != it.Target {
+		return Detail{}, fmt.Errorf("item target %q does not match detail PID %d; run plan again", it.Target, d.PID)
+	}
+	return d, nil
+}
