@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,6 +52,8 @@ func fakeServe(spec string) int {
 	fmt.Println("ready")
 	for {
 		time.Sleep(time.Hour)
+		// The listeners' finalizers would close them once unreachable.
+		runtime.KeepAlive(keep)
 	}
 }
 

@@ -25,20 +25,27 @@ func TestResetKilledAndRerun(t *testing.T) {
 	killedMidway := 0
 	for i := range runs {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			n := node(t, 3, 4)
-			// reset takes ~0.4 s here (etcd ignores SIGTERM for 300 ms):
-			// spread the kills over all of it and a little beyond.
-			delay := time.Duration(rng.Int64N(int64(600 * time.Millisecond)))
-			finished := killAfter(t, n, delay, append([]string{"reset", "--yes"}, fast...)...)
+			n := node(t, 20, 4)
+			// Half the kills come after a random number of journal lines,
+			// so that every phase is hit however short it is; the other
+			// half after a random time, which lands anywhere, inside
+			// syscalls included.
+			var when killPoint
+			if i%2 == 0 {
+				when = afterLines(n, 1+rng.IntN(220))
+			} else {
+				when = afterTime(time.Duration(rng.Int64N(int64(600 * time.Millisecond))))
+			}
+			finished := killWhen(t, n, when, append([]string{"reset", "--yes"}, fast...)...)
 			if !finished {
 				killedMidway++
 			}
 			r := nodereset(t, n, append([]string{"reset", "--yes"}, fast...)...)
 			if r.code != 0 {
-				t.Fatalf("rerun after kill at %s: %s", delay, r)
+				t.Fatalf("rerun after kill %s: %s", when, r)
 			}
 			if v, code := verifyJSON(t, n); code != 0 || !v.Clean {
-				t.Fatalf("verify after kill at %s and rerun: exit %d %+v", delay, code, v)
+				t.Fatalf("verify after kill %s and rerun: exit %d %+v", when, code, v)
 			}
 			checkDecoys(t, n)
 		})
@@ -49,9 +56,43 @@ func TestResetKilledAndRerun(t *testing.T) {
 	}
 }
 
-// killAfter starts nodereset in the sandbox and SIGKILLs it after delay. It
-// reports whether nodereset had finished by itself first.
-func killAfter(t *testing.T, n *sandbox.Node, delay time.Duration, args ...string) bool {
+// killPoint says when to kill: it is polled until it returns true.
+type killPoint struct {
+	desc  string
+	ready func() bool
+}
+
+func (k killPoint) String() string { return k.desc }
+
+func afterTime(d time.Duration) killPoint {
+	var start time.Time
+	return killPoint{"after " + d.String(), func() bool {
+		if start.IsZero() {
+			start = time.Now()
+		}
+		return time.Since(start) >= d
+	}}
+}
+
+// afterLines fires once the run's journal has n lines. The journal lives in
+// the sandbox's tmpfs; /proc/PID/root shows it from here, read-only.
+func afterLines(node *sandbox.Node, n int) killPoint {
+	m := node.Manifest()
+	glob := filepath.Join("/proc", strconv.Itoa(m.InitPID), "root", m.Root, "var/lib/nodereset/backups/*/journal.jsonl")
+	return killPoint{fmt.Sprintf("after %d journal lines", n), func() bool {
+		files, _ := filepath.Glob(glob)
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && bytes.Count(b, []byte("\n")) >= n {
+				return true
+			}
+		}
+		return false
+	}}
+}
+
+// killWhen starts nodereset in the sandbox and SIGKILLs it at the kill
+// point. It reports whether nodereset had finished by itself first.
+func killWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) bool {
 	t.Helper()
 	cmd := n.Command(t.Context(), bins.nodereset, append([]string{"--host-root", n.Manifest().Root}, args...)...)
 	var out bytes.Buffer
@@ -67,16 +108,20 @@ func killAfter(t *testing.T, n *sandbox.Node, delay time.Duration, args ...strin
 	if err != nil {
 		t.Fatalf("find nodereset under nsenter: %v", err)
 	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(delay):
+	tick := time.NewTicker(200 * time.Microsecond)
+	defer tick.Stop()
+	for !when.ready() {
+		select {
+		case <-done:
+			return true
+		case <-tick.C:
+		}
 	}
 	if err := syscall.Kill(child, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		t.Fatalf("kill nodereset: %v", err)
 	}
 	<-done
-	t.Logf("killed after %s: %s", delay, lastLine(out.String()))
+	t.Logf("killed %s: %s", when, lastLine(out.String()))
 	return false
 }
 
