@@ -1,19 +1,26 @@
 package mounts
 
+import (
+	"path"
+	"sort"
+)
+
 // Tree indexes a mount table by ID so that unmounting can follow the kernel's
 // parent links instead of guessing an order from path names.
 type Tree struct {
 	mounts   []Mount
 	byID     map[int]int
+	byPoint  map[string][]int
 	children map[int][]int
 }
 
 // NewTree indexes mounts, which must come from one mountinfo read (IDs are
 // unique there, and only there: the kernel reuses them).
 func NewTree(mounts []Mount) *Tree {
-	t := &Tree{mounts: mounts, byID: make(map[int]int, len(mounts)), children: map[int][]int{}}
+	t := &Tree{mounts: mounts, byID: make(map[int]int, len(mounts)), byPoint: make(map[string][]int, len(mounts)), children: map[int][]int{}}
 	for i, m := range mounts {
 		t.byID[m.ID] = i
+		t.byPoint[m.Point] = append(t.byPoint[m.Point], i)
 	}
 	for i, m := range mounts {
 		if m.Parent != m.ID {
@@ -74,19 +81,36 @@ func (t *Tree) index(id int) int {
 func (t *Tree) blockers(m Mount) (children, shadows []Mount) {
 	children = t.Children(m.ID)
 	mi := t.index(m.ID)
-	for i, y := range t.mounts {
-		if y.ID == m.ID || y.Parent == m.ID || !atOrBelow(m.Point, y.Point) {
-			continue
-		}
-		if y.Point == m.Point {
-			// Side by side on one point: the later one is on top.
-			if i < mi || t.Ancestor(y.ID, m.ID) || t.Ancestor(m.ID, y.ID) {
+	// Only mounts at m's point or at one of its parent directories can
+	// shadow it: look those up instead of scanning the whole table, which
+	// made ordering quadratic in the number of mounts.
+	for _, dir := range pathAndParents(m.Point) {
+		for _, i := range t.byPoint[dir] {
+			y := t.mounts[i]
+			if y.ID == m.ID || y.Parent == m.ID {
 				continue
 			}
-		} else if t.Ancestor(y.ID, m.ID) {
-			continue
+			if y.Point == m.Point {
+				// Side by side on one point: the later one is on top.
+				if i < mi || t.Ancestor(y.ID, m.ID) || t.Ancestor(m.ID, y.ID) {
+					continue
+				}
+			} else if t.Ancestor(y.ID, m.ID) {
+				continue
+			}
+			shadows = append(shadows, y)
 		}
-		shadows = append(shadows, y)
 	}
+	sort.Slice(shadows, func(a, b int) bool { return t.index(shadows[a].ID) < t.index(shadows[b].ID) })
 	return children, shadows
+}
+
+// pathAndParents returns p and every parent directory of p up to "/".
+func pathAndParents(p string) []string {
+	out := []string{p}
+	for p != "/" && p != "" {
+		p = path.Dir(p)
+		out = append(out, p)
+	}
+	return out
 }

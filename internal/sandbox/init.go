@@ -53,6 +53,12 @@ func RunInit(o InitOptions) error {
 	if err := unix.Mount("tmpfs", o.Root, "tmpfs", 0, "mode=755"); err != nil {
 		return fmt.Errorf("mount the sandbox root tmpfs on %s: %w", o.Root, err)
 	}
+	// A private /run: tools run inside the sandbox (util-linux's libmount
+	// writes /run/mount/utab, iptables /run/xtables.lock) must not write
+	// the real host's.
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err != nil {
+		return fmt.Errorf("mount a private /run: %w", err)
+	}
 	// Notify before the first child starts, so no SIGCHLD or SIGTERM is lost.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)

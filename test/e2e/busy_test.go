@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,9 +109,9 @@ func nsPID(t *testing.T, pid int) int {
 }
 
 // mountPoints lists the mount points inside the sandbox.
-func mountPoints(t *testing.T, n *sandbox.Node) map[string]bool {
+func mountPoints(t testing.TB, n *sandbox.Node) map[string]bool {
 	t.Helper()
-	out, err := n.Command(t.Context(), "/bin/cat", "/proc/self/mountinfo").Output()
+	out, err := n.Command(context.Background(), "/bin/cat", "/proc/self/mountinfo").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
