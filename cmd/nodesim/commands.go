@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,8 @@ func newRoot(out io.Writer) *cobra.Command {
 	up.Flags().StringVar(&o.Root, "root", "", "directory to plant the node's / on (required)")
 	up.Flags().IntVar(&o.Pods, "pods", 3, "pods with volumes to plant")
 	up.Flags().IntVar(&o.Volumes, "volumes", 4, "volumes per pod")
+	up.Flags().StringVar(&o.Profile, "profile", "kubeadm", "distribution layout: "+strings.Join(sandbox.Profiles(), ", "))
+	up.Flags().StringSliceVar(&o.Features, "with", nil, "optional parts: "+strings.Join(sandbox.Features(), ", "))
 	_ = up.MarkFlagRequired("root")
 
 	var initOpts sandbox.InitOptions
@@ -93,6 +96,8 @@ func newRoot(out io.Writer) *cobra.Command {
 	initCmd.Flags().StringVar(&initOpts.Root, "root", "", "")
 	initCmd.Flags().IntVar(&initOpts.Pods, "pods", 3, "")
 	initCmd.Flags().IntVar(&initOpts.Volumes, "volumes", 4, "")
+	initCmd.Flags().StringVar(&initOpts.Profile, "profile", "kubeadm", "")
+	initCmd.Flags().StringSliceVar(&initOpts.Features, "with", nil, "")
 
 	var state string
 	root.PersistentFlags().StringVar(&state, "state", "", "sandbox state directory (manifest.json, init.pid, init.log)")

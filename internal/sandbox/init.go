@@ -18,6 +18,8 @@ import (
 type InitOptions struct {
 	Root, State   string
 	Pods, Volumes int
+	Profile       string
+	Features      []string
 	// Ready receives "ok\n" once the node is fully planted and the manifest
 	// written; closing it without that tells the parent init failed.
 	Ready *os.File
@@ -69,7 +71,20 @@ func RunInit(o InitOptions) error {
 	}
 	m := Manifest{Root: o.Root, InitPID: hostPID, InitStart: hostStart, Pods: o.Pods, Volumes: o.Volumes}
 	b := &builder{root: o.Root, m: &m}
-	buildLayout(b, o.Pods, o.Volumes)
+	layout, err := profileLayout(o.Profile)
+	if err != nil {
+		return err
+	}
+	feats, err := lookupFeatures(o.Features)
+	if err != nil {
+		return err
+	}
+	layout(b, o.Pods, o.Volumes)
+	for _, f := range feats {
+		if f.plant != nil {
+			f.plant(b)
+		}
+	}
 	if b.err != nil {
 		return fmt.Errorf("plant the node under %s: %w", o.Root, b.err)
 	}
@@ -78,6 +93,26 @@ func RunInit(o InitOptions) error {
 	if err != nil {
 		killAll(procs)
 		return err
+	}
+	var stops []func()
+	defer func() {
+		// Features stop in reverse order: pods before their runtime.
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, f := range feats {
+		if f.start == nil {
+			continue
+		}
+		stop, err := f.start(b, self)
+		if stop != nil {
+			stops = append(stops, stop)
+		}
+		if err != nil {
+			killAll(procs)
+			return fmt.Errorf("start sandbox feature: %w", err)
+		}
 	}
 	if err := writeManifest(o.State, m); err != nil {
 		killAll(procs)

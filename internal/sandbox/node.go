@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,11 @@ type Options struct {
 	// State is a directory outside Root for manifest.json, init.pid, init.log.
 	State         string
 	Pods, Volumes int
+	// Profile is the distribution layout to plant (default "kubeadm").
+	Profile string
+	// Features are optional parts of the node, e.g. "network",
+	// "containerd", "docker" (see features.go).
+	Features []string
 	// Detach keeps the sandbox running after the starting process exits
 	// (nodesim up). Otherwise the kernel kills it with that process, so a
 	// crashed test leaves nothing behind.
@@ -68,7 +74,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	}
 	defer r.Close()
 	cmd := exec.Command(o.Nodesim, "init", "--root", o.Root, "--state", o.State,
-		"--pods", strconv.Itoa(o.Pods), "--volumes", strconv.Itoa(o.Volumes))
+		"--pods", strconv.Itoa(o.Pods), "--volumes", strconv.Itoa(o.Volumes),
+		"--profile", o.Profile, "--with", strings.Join(o.Features, ","))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -1,0 +1,5 @@
+package sandbox
+
+// startContainerd runs a real containerd with Kubernetes pods made through
+// CRI. (issue: containers) Not built yet.
+func startContainerd(b *builder, self []byte) (func(), error) { return nil, nil }

@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// feature is an optional part of a sandbox node, planted after the
+// profile's layout. plant writes files, mounts and links (through the
+// builder, recording Expected items and Decoys); start runs after the
+// component processes, for daemons and pods, and returns how to stop them.
+// Each feature lives in a file of its own.
+type feature struct {
+	plant func(b *builder)
+	start func(b *builder, self []byte) (stop func(), err error)
+}
+
+// features lists every feature by name. Read-only; add a case per feature.
+func featureByName(name string) (feature, bool) {
+	switch name {
+	case "network":
+		return feature{plant: plantNetwork, start: startNetwork}, true
+	case "containerd":
+		return feature{start: startContainerd}, true
+	case "docker":
+		return feature{start: startDocker}, true
+	}
+	return feature{}, false
+}
+
+// Features names the features a sandbox can have.
+func Features() []string { return []string{"containerd", "docker", "network"} }
+
+func lookupFeatures(names []string) ([]feature, error) {
+	var out []feature
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		f, ok := featureByName(n)
+		if !ok {
+			return nil, fmt.Errorf("unknown sandbox feature %q (known: %s)", n, strings.Join(Features(), ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// layoutFunc plants one distribution's node.
+type layoutFunc func(b *builder, pods, volumes int)
+
+func profileLayout(name string) (layoutFunc, error) {
+	switch name {
+	case "", "kubeadm":
+		return buildLayout, nil
+	}
+	return nil, fmt.Errorf("unknown sandbox profile %q (known: %s)", name, strings.Join(Profiles(), ", "))
+}
+
+// Profiles names the distribution layouts a sandbox can plant.
+func Profiles() []string {
+	p := []string{"kubeadm"}
+	sort.Strings(p)
+	return p
+}
