@@ -89,7 +89,39 @@ func CheckDecoys(m Manifest) []string {
 		}
 		c.Close()
 	}
+	for _, st := range m.Decoys.States {
+		probe, ok := stateProbe(st.Name)
+		if !ok {
+			add("state %s: no probe of that name", st.Name)
+			continue
+		}
+		got, err := probe(m)
+		switch {
+		case err != nil:
+			add("state %s: %v", st.Name, err)
+		case got != st.Want:
+			add("state %s changed:\n%s", st.Name, firstDiff(st.Want, got))
+		}
+	}
 	return probs
+}
+
+// firstDiff names the first line where two state texts differ.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("  line %d: want %q\n  line %d: got  %q", i+1, a, i+1, b)
+		}
+	}
+	return ""
 }
 
 func checkFile(p string, want DecoyFile) string {

@@ -20,7 +20,7 @@ type feature struct {
 func featureByName(name string) (feature, bool) {
 	switch name {
 	case "network":
-		return feature{plant: plantNetwork, start: startNetwork}, true
+		return feature{plant: func(b *builder) { plantNetwork(b); plantFirewall(b) }, start: startNetwork}, true
 	case "containerd":
 		return feature{start: startContainerd}, true
 	case "docker":
@@ -46,6 +46,24 @@ func lookupFeatures(names []string) ([]feature, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// stateProbe returns the probe of a decoy state: it runs inside the
+// sandbox's namespaces and prints the decoys' state as canonical text
+// (sorted, without counters or times). A feature records a probe's output
+// in Decoys.States when it plants the decoys; Check runs it again.
+func stateProbe(name string) (func(m Manifest) (string, error), bool) {
+	switch name {
+	case "links":
+		return probeLinks, true
+	case "firewall":
+		return probeFirewall, true
+	case "containerd":
+		return probeContainerd, true
+	case "docker":
+		return probeDocker, true
+	}
+	return nil, false
 }
 
 // layoutFunc plants one distribution's node.

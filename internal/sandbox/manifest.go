@@ -65,6 +65,17 @@ type Decoys struct {
 	Mounts    []DecoyMount    `json:"mounts"`
 	Listeners []DecoyListener `json:"listeners"`
 	Units     []DecoyUnit     `json:"units"`
+	// States are decoy state that has no file form (links, firewall rules,
+	// containers): a named probe's canonical text, taken when planted and
+	// compared by Check.
+	States []DecoyState `json:"states,omitempty"`
+}
+
+// DecoyState is what a probe (see stateProbe) printed when the decoy was
+// planted.
+type DecoyState struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
 }
 
 // DecoyFile is a regular file (SHA256 set) or a symlink (Link set).

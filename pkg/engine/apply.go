@@ -95,8 +95,14 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 		if opts.Observer != nil {
 			opts.Observer.PhaseStart(ph.Name, len(items))
 		}
-		for _, k := range ph.Kinds {
-			mine := itemsOf(items, k.Kind())
+		byKind, orphans := route(ph, items)
+		for _, it := range orphans {
+			e := &ItemError{Item: it, Err: fmt.Errorf("no kind of phase %q handles kind %q: the plan was built from other phases", ph.Name, it.Kind)}
+			report.Results = append(report.Results, plan.Result{Item: it, Status: plan.StatusFailed, Error: e.Err.Error()})
+			errs = append(errs, e)
+		}
+		for n, k := range ph.Kinds {
+			mine := byKind[n]
 			if len(mine) == 0 {
 				continue
 			}
@@ -118,14 +124,29 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 	return report, errors.Join(errs...)
 }
 
-func itemsOf(items []plan.Item, k plan.Kind) []plan.Item {
-	var out []plan.Item
+// route splits a phase's items by the kind that discovered them. An item
+// without Via (a plan read back from JSON) goes to the phase's first kind of
+// its Kind; items no kind claims are returned apart.
+func route(ph Phase, items []plan.Item) (byKind [][]plan.Item, orphans []plan.Item) {
+	out := make([][]plan.Item, len(ph.Kinds))
 	for _, it := range items {
-		if it.Kind == k {
-			out = append(out, it)
+		j := it.Via - 1
+		if j < 0 || j >= len(ph.Kinds) || ph.Kinds[j].Kind() != it.Kind {
+			j = -1
+			for n, k := range ph.Kinds {
+				if k.Kind() == it.Kind {
+					j = n
+					break
+				}
+			}
 		}
+		if j < 0 {
+			orphans = append(orphans, it)
+			continue
+		}
+		out[j] = append(out[j], it)
 	}
-	return out
+	return out, orphans
 }
 
 // runDirectory returns the directory of an interrupted run, or a new one

@@ -222,3 +222,25 @@ func TestVerify(t *testing.T) {
 		})
 	}
 }
+
+// Two kinds producing one Kind in one phase (CRI and Docker containers)
+// each apply only their own items.
+func TestApplyRoutesItemsToTheirKind(t *testing.T) {
+	env := testEnv(t)
+	cri := &listKind{kind: "container", items: []string{"cri-1", "cri-2"}}
+	docker := &listKind{kind: "container", items: []string{"docker-1"}}
+	phases := []Phase{{"containers", []Kind{cri, docker}}}
+	p, err := Plan(context.Background(), env, phases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(context.Background(), env, phases, p, ApplyOptions{BackupRoot: filepath.Join(env.Host.Root(), "b")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cri.applied, ","); got != "cri-1,cri-2" {
+		t.Errorf("cri applied %s", got)
+	}
+	if got := strings.Join(docker.applied, ","); got != "docker-1" {
+		t.Errorf("docker applied %s", got)
+	}
+}

@@ -56,7 +56,10 @@ func Plan(ctx context.Context, env *Env, phases []Phase) (*plan.Plan, error) {
 			if r.err != nil {
 				errs = append(errs, &DiscoverError{Kind: k.Kind(), Err: r.err})
 			}
-			out.Items = append(out.Items, r.items...)
+			for _, it := range r.items {
+				it.Via = j + 1
+				out.Items = append(out.Items, it)
+			}
 		}
 		p.Phases = append(p.Phases, out)
 	}

@@ -18,6 +18,17 @@ const (
 	KindStaticPod Kind = "static-pod"
 	KindMount     Kind = "mount"
 	KindPath      Kind = "path"
+	KindPod       Kind = "pod"
+	KindContainer Kind = "container"
+	KindNetns     Kind = "netns"
+	KindLink      Kind = "link"
+	KindChain     Kind = "iptables-chain"
+	KindRule      Kind = "iptables-rule"
+	KindNftTable  Kind = "nft-table"
+	KindIPVS      Kind = "ipvs-service"
+	KindIPSet     Kind = "ipset"
+	KindCNIFile   Kind = "cni-file"
+	KindImage     Kind = "image"
 )
 
 // Action says what applying an item does to its target.
@@ -49,6 +60,10 @@ type Item struct {
 	// Detail is the kind's own typed data (mount IDs, PID start time...). The
 	// kind that produced the item is the only reader.
 	Detail any `json:"detail,omitempty"`
+	// Via is set by the engine: which of its phase's kinds discovered the
+	// item (1-based), so that two kinds producing one Kind (CRI and Docker
+	// containers) each apply only their own items.
+	Via int `json:"-"`
 }
 
 // Keyer is implemented by a Detail that tells apart items with one target,
