@@ -81,4 +81,3 @@ func staticPodPath(h *host.Host, kubeletRoot string) (string, error) {
 	}
 	return filepath.Clean(spp), nil
 }
-
