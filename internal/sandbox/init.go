@@ -55,11 +55,18 @@ func RunInit(o InitOptions) error {
 	if err := unix.Mount("tmpfs", o.Root, "tmpfs", 0, "mode=755"); err != nil {
 		return fmt.Errorf("mount the sandbox root tmpfs on %s: %w", o.Root, err)
 	}
-	// A private /run: tools run inside the sandbox (util-linux's libmount
-	// writes /run/mount/utab, iptables /run/xtables.lock) must not write
-	// the real host's.
-	if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err != nil {
-		return fmt.Errorf("mount a private /run: %w", err)
+	// The root's /run and /var/lib become the sandbox's own: tools run
+	// inside (libmount's /run/mount/utab, iptables' /run/xtables.lock,
+	// containerd's /run/containerd and /run/netns, CNI's /var/lib/cni) then
+	// never write the real host's, and what they hard-code lands where
+	// nodereset looks for it under --host-root.
+	for _, d := range []string{"/run", "/var/lib"} {
+		if err := os.MkdirAll(filepath.Join(o.Root, d), 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(filepath.Join(o.Root, d), d, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the sandbox's %s over %s: %w", filepath.Join(o.Root, d), d, err)
+		}
 	}
 	// Notify before the first child starts, so no SIGCHLD or SIGTERM is lost.
 	sigs := make(chan os.Signal, 16)
