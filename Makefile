@@ -4,8 +4,11 @@ GO       ?= go
 GOFLAGS  ?= -modcacherw
 export GOFLAGS
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# Commands the integration tests run; apt-get installs the missing ones.
-DEB_CMDS := nsenter:util-linux
+# command:package pairs the integration tests need; apt-get installs the
+# packages of missing commands (policy-rc.d keeps their daemons stopped).
+DEB_CMDS := nsenter:util-linux ip:iproute2 iptables:iptables nft:nftables ipset:ipset \
+	conntrack:conntrack busybox:busybox-static containerd:containerd runc:runc \
+	/usr/lib/cni/bridge:containernetworking-plugins dockerd:docker.io
 
 .PHONY: all build deps lint test unit bench demo clean
 
@@ -17,7 +20,8 @@ build:
 
 deps:
 	@missing=""; for pair in $(DEB_CMDS); do \
-	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	  cmd=$${pair%%:*}; case $$cmd in /*) [ -x $$cmd ] ;; *) command -v $$cmd >/dev/null ;; esac \
+	    || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(GO) mod download

@@ -123,7 +123,9 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 		if report == nil {
 			return withCode(ExitError, aerr)
 		}
-		ss.print.report(report)
+		if !ss.print.json {
+			ss.print.report(report)
+		}
 	}
 	vr, verr := engine.Verify(ctx, ss.env, ss.phases, ss.checks)
 	res.Verify = vr
