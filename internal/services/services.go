@@ -143,10 +143,9 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	if mgr != nil {
 		defer mgr.Close()
 	}
-	for _, it := range items {
-		rec.Start(it)
-		rec.Done(it, k.stopDisable(ctx, env.Host, mgr, it.Target))
-	}
+	engine.ApplyEach(ctx, items, rec, func(it plan.Item) error {
+		return k.stopDisable(ctx, env.Host, mgr, it.Target)
+	})
 }
 
 func (k *Kind) stopDisable(ctx context.Context, h *host.Host, mgr Manager, unit string) error {

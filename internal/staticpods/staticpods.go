@@ -166,14 +166,7 @@ func podName(env *engine.Env, target string) string {
 
 // Apply moves each manifest into <backup>/static-pods or unlinks it.
 func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, rec engine.Recorder) {
-	for _, it := range items {
-		if err := ctx.Err(); err != nil {
-			rec.Done(it, fmt.Errorf("not started: %w", err))
-			continue
-		}
-		rec.Start(it)
-		rec.Done(it, k.apply(env, it))
-	}
+	engine.ApplyEach(ctx, items, rec, func(it plan.Item) error { return k.apply(env, it) })
 }
 
 func (k *Kind) apply(env *engine.Env, it plan.Item) error {

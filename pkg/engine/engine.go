@@ -5,6 +5,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/nodereset/nodereset/pkg/host"
@@ -65,4 +66,17 @@ type Observer interface {
 	PhaseStart(name string, items int)
 	ItemDone(r plan.Result)
 	PhaseEnd(name string)
+}
+
+// ApplyEach applies items one after another with fn, for kinds whose items
+// are independent and cheap; once ctx is done the rest fail unstarted.
+func ApplyEach(ctx context.Context, items []plan.Item, rec Recorder, fn func(plan.Item) error) {
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			rec.Done(it, fmt.Errorf("not started: %w", err))
+			continue
+		}
+		rec.Start(it)
+		rec.Done(it, fn(it))
+	}
 }
