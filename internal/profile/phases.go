@@ -3,6 +3,8 @@ package profile
 import (
 	"time"
 
+	"github.com/nodereset/nodereset/internal/cni"
+	"github.com/nodereset/nodereset/internal/links"
 	"github.com/nodereset/nodereset/internal/mounts"
 	"github.com/nodereset/nodereset/internal/paths"
 	"github.com/nodereset/nodereset/internal/preflight"
@@ -29,6 +31,7 @@ const (
 	PhaseStaticPods = "remove static pods"
 	PhaseProcesses  = "stop processes"
 	PhaseMounts     = "unmount"
+	PhaseNetwork    = "network"
 	PhasePaths      = "remove files"
 )
 
@@ -47,8 +50,39 @@ func Phases(p Profile, o Options) []engine.Phase {
 		{Name: PhaseMounts, Kinds: []engine.Kind{mounts.New(mounts.Options{
 			Roots: p.MountRoots, Lazy: o.LazyUnmount, Parallel: o.Parallel, MountInfo: o.MountInfo,
 		})}},
+		{Name: PhaseNetwork, Kinds: []engine.Kind{
+			links.New(links.Options{CNIConfDir: cniConfDir(p)}),
+			cni.New(cni.Options{ConfDir: cniConfDir(p), LibDir: cniLibDir, StateDirs: cniStateDirs(p), Backup: o.Backup}),
+		}},
 		{Name: PhasePaths, Kinds: []engine.Kind{paths.New(paths.Options{Specs: p.Paths, Backup: o.Backup})}},
 	}
+}
+
+// cniLibDir is where libcni keeps IPAM leases and cached results; it is
+// shared with podman and CRI-O, so only Kubernetes networks' entries go.
+const cniLibDir = "/var/lib/cni"
+
+func cniConfDir(p Profile) string {
+	if p.CNIConfDir == "" {
+		return "/etc/cni/net.d"
+	}
+	return p.CNIConfDir
+}
+
+// pluginStateDirs are written only by Kubernetes network plugins, whatever
+// the distribution.
+var pluginStateDirs = []string{"/run/flannel", "/var/lib/calico", "/run/calico", "/var/lib/weave"}
+
+// cniStateDirs are the CNI plugins' own state dirs; the shared lib dir is
+// handled apart.
+func cniStateDirs(p Profile) []string {
+	var out []string
+	for _, d := range append(append([]string{}, pluginStateDirs...), p.CNIStateDirs...) {
+		if d != cniLibDir && !contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Checks are the profile's rejoin checks for verify.
