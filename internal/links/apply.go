@@ -31,7 +31,7 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	var cur current
 	if err == nil {
 		cur, err = readAttrs(h)
-		h.Delete()
+		h.Close()
 	}
 	if err != nil {
 		for _, it := range items {
@@ -110,7 +110,7 @@ func (k *Kind) runStage(ctx context.Context, env *engine.Env, jobs []job, rec en
 			defer wg.Done()
 			h, err := newHandle(k.opts.Timeout)
 			if h != nil {
-				defer h.Delete()
+				defer h.Close()
 			}
 			for j := range work {
 				if err != nil {

@@ -130,7 +130,7 @@ func state(t testing.TB, names []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Delete()
+	defer h.Close()
 	cur, err := readAttrs(h)
 	if err != nil {
 		t.Fatal(err)

@@ -133,7 +133,7 @@ func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 	if err != nil {
 		return nil, err
 	}
-	defer h.Delete()
+	defer h.Close()
 	cur, err := readAttrs(h)
 	if err != nil {
 		return nil, err

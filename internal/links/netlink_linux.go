@@ -18,7 +18,7 @@ func newHandle(timeout time.Duration) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("open netlink socket: %w", err)
 	}
 	if err := h.SetSocketTimeout(timeout); err != nil {
-		h.Delete()
+		h.Close()
 		return nil, fmt.Errorf("set netlink timeout: %w", err)
 	}
 	return h, nil
