@@ -28,6 +28,10 @@ type globalOptions struct {
 	termTimeout time.Duration
 	killTimeout time.Duration
 	stopTimeout time.Duration
+
+	grace         time.Duration
+	allContainers bool
+	images        bool
 }
 
 func (g *globalOptions) bind(c *cobra.Command) {
@@ -42,6 +46,9 @@ func (g *globalOptions) bind(c *cobra.Command) {
 	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL")
 	f.DurationVar(&g.killTimeout, "kill-timeout", 5*time.Second, "how long to wait for processes to die after SIGKILL")
 	f.DurationVar(&g.stopTimeout, "stop-timeout", 90*time.Second, "bound on each systemd stop job")
+	f.DurationVar(&g.grace, "grace", 10*time.Second, "how long containers get to stop before they are killed")
+	f.BoolVar(&g.allContainers, "all-containers", false, "remove EVERY container of the runtimes, not only Kubernetes' (what the cleanup scripts do; the plan warns)")
+	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
 	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = c.MarkPersistentFlagDirname("host-root")
 }
@@ -71,6 +78,7 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 	phases := profile.Phases(prof, profile.Options{
 		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
 		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
+		Grace: g.grace, AllContainers: g.allContainers, Images: g.images,
 	})
 	return &session{
 		env:     &engine.Env{Host: h, Log: log},

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/nodereset/nodereset/internal/cni"
+	"github.com/nodereset/nodereset/internal/docker"
 	"github.com/nodereset/nodereset/internal/links"
 	"github.com/nodereset/nodereset/internal/mounts"
 	"github.com/nodereset/nodereset/internal/paths"
@@ -23,12 +24,20 @@ type Options struct {
 	KillTimeout time.Duration
 	StopTimeout time.Duration
 	MountInfo   string
+	// Grace is how long containers get to stop before they are killed.
+	Grace time.Duration
+	// AllContainers removes every container of the runtimes, not only
+	// Kubernetes' (the seeds' behaviour; opt-in, warned about in the plan).
+	AllContainers bool
+	// Images removes the images only removed containers used.
+	Images bool
 }
 
 // Phase names, in the order they run.
 const (
 	PhaseServices   = "stop services"
 	PhaseStaticPods = "remove static pods"
+	PhaseContainers = "remove containers"
 	PhaseProcesses  = "stop processes"
 	PhaseMounts     = "unmount"
 	PhaseNetwork    = "network"
@@ -44,6 +53,7 @@ func Phases(p Profile, o Options) []engine.Phase {
 	return []engine.Phase{
 		{Name: PhaseServices, Kinds: []engine.Kind{services.New(services.Options{Units: p.Units, StopTimeout: o.StopTimeout})}},
 		{Name: PhaseStaticPods, Kinds: []engine.Kind{staticpods.New(staticpods.Options{Dirs: p.StaticPodDirs, Backup: o.Backup})}},
+		{Name: PhaseContainers, Kinds: containerKinds(p, o)},
 		{Name: PhaseProcesses, Kinds: []engine.Kind{procs.New(procs.Options{
 			Executables: p.Executables, Ports: p.Ports, TermTimeout: o.TermTimeout, KillTimeout: o.KillTimeout,
 		})}},
@@ -56,6 +66,20 @@ func Phases(p Profile, o Options) []engine.Phase {
 		}},
 		{Name: PhasePaths, Kinds: []engine.Kind{paths.New(paths.Options{Specs: p.Paths, Backup: o.Backup})}},
 	}
+}
+
+// containerKinds remove the Kubernetes pods and containers of every runtime
+// the profile knows, before the component processes go: RKE's kubelet is a
+// container, and a kubelet killed first would be restarted by Docker.
+func containerKinds(p Profile, o Options) []engine.Kind {
+	sockets := p.DockerSockets
+	if len(sockets) == 0 {
+		// Kubernetes' containers are told by their labels, so looking on a
+		// kubeadm node's Docker (dockershim, cri-dockerd) is safe.
+		sockets = []string{"/var/run/docker.sock", "/run/docker.sock"}
+	}
+	do := docker.Options{Sockets: sockets, AllContainers: o.AllContainers, Images: o.Images, Grace: o.Grace, Parallel: o.Parallel}
+	return []engine.Kind{docker.New(do), docker.NewImages(do)}
 }
 
 // cniLibDir is where libcni keeps IPAM leases and cached results; it is

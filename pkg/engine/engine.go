@@ -34,6 +34,12 @@ type Kind interface {
 	Apply(ctx context.Context, env *Env, items []plan.Item, rec Recorder)
 }
 
+// Warner is implemented by a kind that has something to say in the plan
+// beyond its items (an opt-in that widens what it removes, say).
+type Warner interface {
+	Warnings() []string
+}
+
 // Recorder receives the outcome of each item as a kind applies it. It is
 // safe for concurrent use.
 type Recorder interface {

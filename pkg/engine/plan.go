@@ -56,6 +56,9 @@ func Plan(ctx context.Context, env *Env, phases []Phase) (*plan.Plan, error) {
 			if r.err != nil {
 				errs = append(errs, &DiscoverError{Kind: k.Kind(), Err: r.err})
 			}
+			if w, ok := k.(Warner); ok {
+				p.Warnings = append(p.Warnings, w.Warnings()...)
+			}
 			for _, it := range r.items {
 				it.Via = j + 1
 				out.Items = append(out.Items, it)
