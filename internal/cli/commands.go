@@ -47,7 +47,8 @@ host-side path or name, without --host-root) and action.`,
 func buildPlan(ctx context.Context, ss *session) (*plan.Plan, error) {
 	p, err := engine.Plan(ctx, ss.env, ss.phases)
 	p.Host = hostName(ss.env.Host)
-	p.Profiles = []string{ss.profile.Name}
+	p.Profiles = strings.Split(ss.profile.Name, "+")
+	p.Evidence = ss.profile.Evidence
 	if err != nil {
 		return p, withCode(ExitError, fmt.Errorf("%w\nthe plan above is incomplete; nothing was changed", err))
 	}

@@ -32,6 +32,10 @@ type globalOptions struct {
 	grace         time.Duration
 	allContainers bool
 	images        bool
+
+	profiles  []string
+	force     bool
+	uninstall bool
 }
 
 func (g *globalOptions) bind(c *cobra.Command) {
@@ -49,6 +53,10 @@ func (g *globalOptions) bind(c *cobra.Command) {
 	f.DurationVar(&g.grace, "grace", 10*time.Second, "how long containers get to stop before they are killed")
 	f.BoolVar(&g.allContainers, "all-containers", false, "remove EVERY container of the runtimes, not only Kubernetes' (what the cleanup scripts do; the plan warns)")
 	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
+	f.StringSliceVar(&g.profiles, "profile", nil, "restrict the run to these distribution profiles ("+strings.Join(profile.Names(), ", ")+"); default: every one detected")
+	f.BoolVar(&g.force, "force", false, "use --profile even when the host shows no evidence of it")
+	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns")
+	_ = c.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions(profile.Names(), cobra.ShellCompDirectiveNoFileComp))
 	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = c.MarkPersistentFlagDirname("host-root")
 }
@@ -71,7 +79,7 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 		return nil, withCode(ExitError, err)
 	}
 	log := newLogger(errw, g.verbosity)
-	prof, err := profile.Kubeadm(h)
+	prof, err := profile.Resolve(h, profile.Choice{Names: g.profiles, Force: g.force, Uninstall: g.uninstall})
 	if err != nil {
 		return nil, withCode(ExitError, err)
 	}

@@ -45,6 +45,9 @@ func (p *printer) plan(pl *plan.Plan) {
 		return
 	}
 	fmt.Fprintf(p.out, "Plan for %s (host root %s, profile %s): %d items\n", pl.Host, pl.HostRoot, strings.Join(pl.Profiles, ","), n)
+	for _, e := range pl.Evidence {
+		fmt.Fprintf(p.out, "  evidence: %s\n", e)
+	}
 	for i, ph := range pl.Phases {
 		fmt.Fprintf(p.out, "\n[%d/%d] %s: %d\n", i+1, len(pl.Phases), ph.Name, len(ph.Items))
 		tw := tabwriter.NewWriter(p.out, 2, 4, 2, ' ', 0)

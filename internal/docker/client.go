@@ -31,7 +31,7 @@ type dialer func(path string) (api, error)
 func dialSocket(path string) (api, error) {
 	// Negotiation downgrades to the daemon's version: RKE1 nodes run
 	// Docker 19.03/20.10 (API 1.40/1.41), the client's minimum is 1.40.
-	return client.New(client.WithHost("unix://"+path))
+	return client.New(client.WithHost("unix://" + path))
 }
 
 // SocketError is a Docker socket that exists but does not answer. The

@@ -62,7 +62,7 @@ func realDocker(t *testing.T, root string) (*client.Client, *exec.Cmd) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stopDockerd(t, cmd, cgroup, work) })
-	c, err := client.New(client.WithHost("unix://"+sock))
+	c, err := client.New(client.WithHost("unix://" + sock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func overlay(dir, work string) error {
 }
 
 func waitDocker(ctx context.Context, sock string) (*client.Client, error) {
-	c, err := client.New(client.WithHost("unix://"+sock))
+	c, err := client.New(client.WithHost("unix://" + sock))
 	if err != nil {
 		return nil, err
 	}

@@ -69,17 +69,34 @@ func stateProbe(name string) (func(m Manifest) (string, error), bool) {
 // layoutFunc plants one distribution's node.
 type layoutFunc func(b *builder, pods, volumes int)
 
+// profileLayout returns a distribution's layout (layout_<profile>.go);
+// the processes it runs are profileProcSpecs(name).
 func profileLayout(name string) (layoutFunc, error) {
 	switch name {
 	case "", "kubeadm":
 		return buildLayout, nil
+	case "kubespray":
+		return layoutKubespray, nil
+	case "rke1":
+		return layoutRKE1, nil
+	case "rke2":
+		return layoutRKE2, nil
+	case "k3s":
+		return layoutK3s, nil
+	case "k3s-custom":
+		return layoutK3sCustom, nil
+	case "rancher":
+		return layoutRancher, nil
 	}
 	return nil, fmt.Errorf("unknown sandbox profile %q (known: %s)", name, strings.Join(Profiles(), ", "))
 }
 
-// Profiles names the distribution layouts a sandbox can plant.
+// Profiles names the distribution layouts a sandbox can plant. A name is
+// the nodereset profile it is built for, except k3s-custom (K3s with a
+// data dir from config.yaml.d and a custom kubelet root) and rke2 (which
+// carries K3s leftovers that --profile rke2 must not touch).
 func Profiles() []string {
-	p := []string{"kubeadm"}
+	p := []string{"kubeadm", "kubespray", "rke1", "rke2", "k3s", "k3s-custom", "rancher"}
 	sort.Strings(p)
 	return p
 }

@@ -96,7 +96,7 @@ func RunInit(o InitOptions) error {
 		return fmt.Errorf("plant the node under %s: %w", o.Root, b.err)
 	}
 	tLayout := time.Now()
-	procs, err := startProcesses(b, self)
+	procs, err := startProcesses(b, self, profileProcSpecs(o.Profile))
 	if err != nil {
 		killAll(procs)
 		return err

@@ -62,8 +62,7 @@ func procSpecs() []procSpec {
 // root, waits until each has its listeners open, and records them in the
 // manifest. It returns what it started, also on error, so the caller can
 // kill them.
-func startProcesses(b *builder, self []byte) ([]*os.Process, error) {
-	specs := procSpecs()
+func startProcesses(b *builder, self []byte, specs []procSpec) ([]*os.Process, error) {
 	for _, s := range specs {
 		b.dir(filepath.Dir(s.exe))
 		if b.err == nil {

@@ -91,8 +91,10 @@ type Plan struct {
 	HostRoot string    `json:"hostRoot"`
 	Created  time.Time `json:"created"`
 	Phases   []Phase   `json:"phases"`
-	// Profiles names the distribution profiles the plan was built for.
+	// Profiles names the distribution profiles the plan was built for;
+	// Evidence says what on the host made them apply.
 	Profiles []string `json:"profiles,omitempty"`
+	Evidence []string `json:"evidence,omitempty"`
 	// Warnings are things discovery noticed but will not change.
 	Warnings []string `json:"warnings,omitempty"`
 }
