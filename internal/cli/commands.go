@@ -117,8 +117,12 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 		if err := confirm(o, s, p.Host); err != nil {
 			return err
 		}
+		files, err := runFiles(p, ss.profile)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
 		report, aerr := engine.Apply(ctx, ss.env, ss.phases, p, engine.ApplyOptions{
-			BackupRoot: g.backupRoot(ss.env.Host), Backup: !g.noBackup, Observer: ss.print.progress(),
+			BackupRoot: g.backupRoot(ss.env.Host), Backup: !g.noBackup, Observer: ss.print.progress(), Files: files,
 		})
 		res.Report = report
 		if report == nil {

@@ -83,6 +83,17 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 	if err != nil {
 		return nil, withCode(ExitError, err)
 	}
+	if len(g.profiles) == 0 {
+		// Without --profile, what the last run recorded counts as evidence.
+		saved, ok, err := lastRunProfile(g.backupRoot(h))
+		if err != nil {
+			return nil, withCode(ExitError, err)
+		}
+		if ok {
+			saved.Evidence = append([]string{"recorded by the last run in " + g.backupDir}, saved.Evidence...)
+			prof = profile.Merge(prof, saved)
+		}
+	}
 	phases := profile.Phases(prof, profile.Options{
 		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
 		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,

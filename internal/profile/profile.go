@@ -5,6 +5,8 @@
 package profile
 
 import (
+	"strings"
+
 	"github.com/nodereset/nodereset/internal/paths"
 )
 
@@ -58,11 +60,10 @@ func Merge(ps ...Profile) Profile {
 		return out
 	}
 	out.Ports = map[string][]int{}
-	for i, p := range ps {
-		if i > 0 {
-			out.Name += "+"
-		}
-		out.Name += p.Name
+	var names []string
+	for _, p := range ps {
+		names = appendNew(names, strings.Split(p.Name, "+")...)
+		out.Name = strings.Join(names, "+")
 		out.Evidence = appendNew(out.Evidence, p.Evidence...)
 		out.Units = appendNew(out.Units, p.Units...)
 		out.Executables = appendNew(out.Executables, p.Executables...)

@@ -21,6 +21,11 @@ type ApplyOptions struct {
 	// the run directory holds only the journal.
 	Backup   bool
 	Observer Observer
+	// Files are written into the run directory before anything changes
+	// (the plan, the profile), so that a resumed run and a later verify
+	// know what this run meant to do. A file a resumed run already has is
+	// kept: it describes the run's start.
+	Files map[string][]byte
 }
 
 // Report is what applying a plan did.
@@ -78,6 +83,11 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 	defer j.close()
 	if err := j.write(Entry{Event: EventBegin}); err != nil {
 		return nil, err
+	}
+	for name, b := range opts.Files {
+		if err := writeNew(filepath.Join(runDir, name), b); err != nil {
+			return nil, err
+		}
 	}
 
 	runEnv := *env
@@ -147,6 +157,18 @@ func route(ph Phase, items []plan.Item) (byKind [][]plan.Item, orphans []plan.It
 		out[j] = append(out[j], it)
 	}
 	return out, orphans
+}
+
+// writeNew writes a file unless it exists, atomically.
+func writeNew(path string, b []byte) error {
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
 }
 
 // runDirectory returns the directory of an interrupted run, or a new one
