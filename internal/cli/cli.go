@@ -100,7 +100,7 @@ func newRoot(s Streams) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	g.bind(root)
-	root.AddCommand(newPlanCommand(g, s), newResetCommand(g, s), newVerifyCommand(g, s))
+	root.AddCommand(newPlanCommand(g, s), newResetCommand(g, s), newVerifyCommand(g, s), newRestoreCommand(g, s))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(ExitError, err) })
 	return root
 }

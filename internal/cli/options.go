@@ -33,6 +33,10 @@ type globalOptions struct {
 	allContainers bool
 	images        bool
 
+	criSockets   []string
+	serviceCIDRs []string
+	clusterCIDRs []string
+
 	profiles  []string
 	force     bool
 	uninstall bool
@@ -52,6 +56,9 @@ func (g *globalOptions) bind(c *cobra.Command) {
 	f.DurationVar(&g.stopTimeout, "stop-timeout", 90*time.Second, "bound on each systemd stop job")
 	f.DurationVar(&g.grace, "grace", 10*time.Second, "how long containers get to stop before they are killed")
 	f.BoolVar(&g.allContainers, "all-containers", false, "remove EVERY container of the runtimes, not only Kubernetes' (what the cleanup scripts do; the plan warns)")
+	f.StringSliceVar(&g.criSockets, "cri-socket", nil, "CRI endpoint to remove Kubernetes pods from, besides the profile's (repeatable; unix:// URL or host path)")
+	f.StringSliceVar(&g.serviceCIDRs, "service-cidr", nil, "Service CIDR(s): IPVS virtual services inside them are Kubernetes'; adds to what is found in the kube-apiserver config")
+	f.StringSliceVar(&g.clusterCIDRs, "cluster-cidr", nil, "pod CIDR(s): flannel's comment-less masquerade rules for them are removed")
 	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
 	f.StringSliceVar(&g.profiles, "profile", nil, "restrict the run to these distribution profiles ("+strings.Join(profile.Names(), ", ")+"); default: every one detected")
 	f.BoolVar(&g.force, "force", false, "use --profile even when the host shows no evidence of it")
@@ -97,7 +104,8 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 	phases := profile.Phases(prof, profile.Options{
 		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
 		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
-		Grace: g.grace, AllContainers: g.allContainers, Images: g.images,
+		Grace: g.grace, AllContainers: g.allContainers, Images: g.images, CRISockets: g.criSockets,
+		ServiceCIDRs: g.serviceCIDRs, ClusterCIDRs: g.clusterCIDRs,
 	})
 	return &session{
 		env:     &engine.Env{Host: h, Log: log},

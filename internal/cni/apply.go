@@ -31,9 +31,14 @@ func (e *ChangedError) Error() string {
 func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, rec engine.Recorder) {
 	order := slices.Clone(items)
 	slices.SortStableFunc(order, func(a, b plan.Item) int { return rank(detailOf(a).What) - rank(detailOf(b).What) })
+	hold := k.opts.Hold != nil && k.opts.Hold()
 	for _, it := range order {
 		if err := ctx.Err(); err != nil {
 			rec.Done(it, fmt.Errorf("cni file %s not removed: %w", it.Target, err))
+			continue
+		}
+		if w := detailOf(it).What; hold && (w == WhatConfig || w == WhatKubeconfig) {
+			rec.Done(it, fmt.Errorf("cni file %s kept: the container runtime was down and still holds Kubernetes sandboxes, which it removes only with the CNI config; start the runtime and run reset again", it.Target))
 			continue
 		}
 		rec.Start(it)

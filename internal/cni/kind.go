@@ -30,6 +30,10 @@ const maxConfig = 1 << 20
 type Options struct {
 	// ConfDir is the CNI config directory (default /etc/cni/net.d).
 	ConfDir string
+	// Hold, when it returns true at Apply, keeps the config files (and
+	// kubeconfigs): a runtime that was down still has Kubernetes sandboxes,
+	// and containerd cannot remove them without the CNI config.
+	Hold func() bool
 	// LibDir is libcni's state directory (default /var/lib/cni): IPAM
 	// leases in networks/<net>, cached results in results/<net>-<id>-<if>.
 	LibDir string

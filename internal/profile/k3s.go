@@ -25,6 +25,7 @@ type rancherDist struct {
 	cniConfDir   func(dataDir string) string
 	cniStateDirs []string
 	serviceCIDR  string
+	clusterCIDR  string
 	// supervisorPorts: the supervisor process listens there (K3s runs the
 	// whole control plane in it; RKE2 only its supervisor).
 	supervisorPorts []int
@@ -40,6 +41,7 @@ var k3sDist = rancherDist{
 	cniConfDir:   func(d string) string { return d + "/agent/etc/cni/net.d" },
 	cniStateDirs: []string{"/var/lib/cni", "/run/flannel"},
 	serviceCIDR:  "10.43.0.0/16",
+	clusterCIDR:  "10.42.0.0/16",
 	supervisorPorts: []int{6443, 6444, 10250, 10248, 10256, 10257, 10258, 10259,
 		2379, 2380, 2381, 10010},
 }
@@ -161,7 +163,9 @@ func (d rancherDist) profile(h *host.Host, rp rancherPaths) Profile {
 	if rp.Containerd.Socket != "" {
 		p.CRISockets = []string{rp.Containerd.Socket}
 	}
+	p.EmbeddedRuntime = true
 	p.ServiceCIDRs = splitList(firstNonEmpty(rp.Config.String("service-cidr"), d.serviceCIDR))
+	p.ClusterCIDRs = splitList(firstNonEmpty(rp.Config.String("cluster-cidr"), d.clusterCIDR))
 	p.RejoinFiles = []string{
 		data + "/server/token", data + "/server/node-token", data + "/server/cred/passwd",
 		data + "/server/tls/server-ca.crt", data + "/server/db/state.db", data + "/server/db/etcd/config",

@@ -1,12 +1,19 @@
 package profile
 
 import (
+	"slices"
 	"time"
 
 	"github.com/nodereset/nodereset/internal/cni"
+	"github.com/nodereset/nodereset/internal/cri"
 	"github.com/nodereset/nodereset/internal/docker"
+	"github.com/nodereset/nodereset/internal/firewall"
+	"github.com/nodereset/nodereset/internal/ipsets"
+	"github.com/nodereset/nodereset/internal/ipvs"
 	"github.com/nodereset/nodereset/internal/links"
 	"github.com/nodereset/nodereset/internal/mounts"
+	"github.com/nodereset/nodereset/internal/netns"
+	"github.com/nodereset/nodereset/internal/nftables"
 	"github.com/nodereset/nodereset/internal/paths"
 	"github.com/nodereset/nodereset/internal/preflight"
 	"github.com/nodereset/nodereset/internal/procs"
@@ -31,6 +38,12 @@ type Options struct {
 	AllContainers bool
 	// Images removes the images only removed containers used.
 	Images bool
+	// CRISockets are endpoints the user named (--cri-socket).
+	CRISockets []string
+	// ServiceCIDRs and ClusterCIDRs add to the profile's (--service-cidr,
+	// --cluster-cidr).
+	ServiceCIDRs []string
+	ClusterCIDRs []string
 }
 
 // Phase names, in the order they run.
@@ -39,7 +52,9 @@ const (
 	PhaseStaticPods = "remove static pods"
 	PhaseContainers = "remove containers"
 	PhaseProcesses  = "stop processes"
+	PhasePods       = "remove pods"
 	PhaseMounts     = "unmount"
+	PhaseFirewall   = "firewall"
 	PhaseNetwork    = "network"
 	PhasePaths      = "remove files"
 )
@@ -50,6 +65,10 @@ const (
 // them again; mounts before files so that nothing is removed through a
 // mount (the path kind also refuses to cross one).
 func Phases(p Profile, o Options) []engine.Phase {
+	pods, ctrs := cri.New(cri.Options{
+		Sockets: p.CRISockets, Explicit: o.CRISockets, KubeletRoot: p.KubeletRoot,
+		Grace: o.Grace, KillTimeout: o.KillTimeout, Parallel: o.Parallel, All: o.AllContainers,
+	})
 	return []engine.Phase{
 		{Name: PhaseServices, Kinds: []engine.Kind{services.New(services.Options{Units: p.Units, StopTimeout: o.StopTimeout})}},
 		{Name: PhaseStaticPods, Kinds: []engine.Kind{staticpods.New(staticpods.Options{Dirs: p.StaticPodDirs, Backup: o.Backup})}},
@@ -57,12 +76,26 @@ func Phases(p Profile, o Options) []engine.Phase {
 		{Name: PhaseProcesses, Kinds: []engine.Kind{procs.New(procs.Options{
 			Executables: p.Executables, Ports: p.Ports, TermTimeout: o.TermTimeout, KillTimeout: o.KillTimeout,
 		})}},
+		// After the processes, so that a kubelet which is not a systemd unit
+		// is gone too and cannot recreate pods; before unmount and network,
+		// because removing a sandbox needs its CNI config and bridge.
+		{Name: PhasePods, Kinds: []engine.Kind{pods, ctrs, netns.New(netns.Options{Pods: pods})}},
 		{Name: PhaseMounts, Kinds: []engine.Kind{mounts.New(mounts.Options{
 			Roots: p.MountRoots, Lazy: o.LazyUnmount, Parallel: o.Parallel, MountInfo: o.MountInfo,
 		})}},
+		// Rules before the sets they match (the kernel keeps a set in use)
+		// and before the links and CNI files; nft tables and IPVS services
+		// depend on nothing else.
+		{Name: PhaseFirewall, Kinds: append(firewall.New(firewall.Options{ClusterCIDRs: slices.Concat(p.ClusterCIDRs, o.ClusterCIDRs)}),
+			nftables.New(nftables.Options{}),
+			ipvs.New(ipvs.Options{ServiceCIDRs: slices.Concat(p.ServiceCIDRs, o.ServiceCIDRs)}),
+			ipsets.New(ipsets.Options{}),
+		)},
 		{Name: PhaseNetwork, Kinds: []engine.Kind{
 			links.New(links.Options{CNIConfDir: cniConfDir(p)}),
-			cni.New(cni.Options{ConfDir: cniConfDir(p), LibDir: cniLibDir, StateDirs: cniStateDirs(p), Backup: o.Backup}),
+			cni.New(cni.Options{ConfDir: cniConfDir(p), LibDir: cniLibDir, StateDirs: cniStateDirs(p), Backup: o.Backup, Hold: func() bool {
+				return !p.EmbeddedRuntime && pods.RuntimeWasDown()
+			}}),
 		}},
 		{Name: PhasePaths, Kinds: []engine.Kind{paths.New(paths.Options{Specs: p.Paths, Backup: o.Backup})}},
 	}

@@ -48,8 +48,14 @@ type Profile struct {
 	// plugins' state (/var/lib/cni, /run/flannel, /var/lib/calico ...).
 	CNIConfDir   string
 	CNIStateDirs []string
-	// ServiceCIDRs bound the IPVS services that are Kubernetes Services.
+	// ServiceCIDRs bound the IPVS services that are Kubernetes Services;
+	// ClusterCIDRs are the pod networks (flannel's masquerade rules).
 	ServiceCIDRs []string
+	ClusterCIDRs []string
+	// EmbeddedRuntime is set when the CRI runtime is the distribution's own
+	// (K3s, RKE2): its state goes with the profile's paths, so sandboxes it
+	// still held when it was down need no CNI config to be removed later.
+	EmbeddedRuntime bool
 }
 
 // Merge composes profiles present on one host (e.g. rke2 + rancher): lists
@@ -90,6 +96,8 @@ func Merge(ps ...Profile) Profile {
 		}
 		out.CNIStateDirs = appendNew(out.CNIStateDirs, p.CNIStateDirs...)
 		out.ServiceCIDRs = appendNew(out.ServiceCIDRs, p.ServiceCIDRs...)
+		out.ClusterCIDRs = appendNew(out.ClusterCIDRs, p.ClusterCIDRs...)
+		out.EmbeddedRuntime = out.EmbeddedRuntime || p.EmbeddedRuntime
 	}
 	return out
 }

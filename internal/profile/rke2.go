@@ -11,6 +11,7 @@ var rke2Dist = rancherDist{
 	cniConfDir:      func(string) string { return "/etc/cni/net.d" },
 	cniStateDirs:    []string{"/var/lib/cni", "/run/flannel", "/var/lib/calico", "/run/calico"},
 	serviceCIDR:     "10.43.0.0/16",
+	clusterCIDR:     "10.42.0.0/16",
 	supervisorPorts: []int{9345, 6444},
 }
 

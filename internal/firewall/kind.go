@@ -1,0 +1,226 @@
+// Package firewall removes the iptables and ip6tables state Kubernetes, its
+// kube-proxy and its CNI created — in both the legacy and the nft backend —
+// and nothing else (kinds "iptables-chain" and "iptables-rule").
+//
+// It reads each backend×family with one *-save, decides by exact identity:
+// a user-defined chain is owned by its name's owner prefix (KUBE-, CNI-,
+// FLANNEL-, cali-, CILIUM_, RKE2-CILIUM-, WEAVE-...); a rule in any other
+// chain (built-in, Docker's, the user's) is owned when it jumps to an owned
+// chain, carries an owner's exact comment ("flanneld masq"), matches an
+// owned ipset, or has the exact shape of flannel's comment-less masquerade
+// rules for the cluster network. It applies each kind's items with one
+// `iptables-restore --noflush` per backend×family: explicit -D of the owned
+// rules, or -F of every owned chain then -X of each, one COMMIT per table.
+// It never flushes a table nor changes a policy, so Docker's, libvirt's,
+// firewalld's and the user's rules stay byte for byte.
+//
+// Item targets (host-side, stable, documented in docs):
+//
+//	iptables-chain: "<family>/<backend> <table> <chain>"
+//	                ip4/nft filter KUBE-SERVICES
+//	iptables-rule:  "<family>/<backend> <table> <chain> <spec as iptables-save prints it>"
+//	                ip4/nft nat PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+package firewall
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nodereset/nodereset/pkg/engine"
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// DefaultTimeout bounds each iptables program run.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultFlannelSubnetEnv is where flannel records the cluster network.
+const DefaultFlannelSubnetEnv = "/run/flannel/subnet.env"
+
+// Options configure both firewall kinds.
+type Options struct {
+	// FlannelSubnetEnv is the host path of flannel's subnet.env, whose
+	// FLANNEL_NETWORK identifies flannel's comment-less masquerade rules
+	// (default /run/flannel/subnet.env; a missing file is fine).
+	FlannelSubnetEnv string
+	// ClusterCIDRs are pod network CIDRs known otherwise (profile or flag)
+	// for the same purpose.
+	ClusterCIDRs []string
+	// Backends to handle (default AllBackends()); one whose programs are
+	// not installed is skipped.
+	Backends []Backend
+	// Timeout bounds each program run (default 60 s).
+	Timeout time.Duration
+	// Runner runs the iptables programs (default ExecRunner).
+	Runner Runner
+}
+
+func (o Options) withDefaults() Options {
+	if o.FlannelSubnetEnv == "" {
+		o.FlannelSubnetEnv = DefaultFlannelSubnetEnv
+	}
+	if len(o.Backends) == 0 {
+		o.Backends = AllBackends()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Runner == nil {
+		o.Runner = ExecRunner{}
+	}
+	return o
+}
+
+// New returns the two kinds in the order a phase must list them: rules in
+// foreign chains first (they jump to the owned chains), then the chains.
+// Each kind applies its own items in one batch per backend×family; the
+// engine hands each kind only its items, hence two batches in all.
+func New(o Options) []engine.Kind {
+	o = o.withDefaults()
+	return []engine.Kind{&RuleKind{opts: o}, &ChainKind{opts: o}}
+}
+
+// ChainDetail is the item detail of an owned chain.
+type ChainDetail struct {
+	Family  string `json:"family"`
+	Backend string `json:"backend"`
+	Table   string `json:"table"`
+	Chain   string `json:"chain"`
+	Owner   string `json:"owner"`
+}
+
+// RuleDetail is the item detail of an owned rule in a foreign chain.
+// Occurrence tells identical rules in one chain apart (1-based).
+type RuleDetail struct {
+	Family     string `json:"family"`
+	Backend    string `json:"backend"`
+	Table      string `json:"table"`
+	Chain      string `json:"chain"`
+	Spec       string `json:"spec"`
+	Occurrence int    `json:"occurrence"`
+}
+
+// Key implements plan.Keyer.
+func (d RuleDetail) Key() string { return strconv.Itoa(d.Occurrence) }
+
+func (d RuleDetail) backend() Backend  { return Backend{Family: d.Family, Name: d.Backend} }
+func (d ChainDetail) backend() Backend { return Backend{Family: d.Family, Name: d.Backend} }
+
+func chainTarget(b Backend, table, chain string) string {
+	return b.String() + " " + table + " " + chain
+}
+
+func ruleTarget(b Backend, table, chain, spec string) string {
+	return strings.TrimSuffix(b.String()+" "+table+" "+chain+" "+spec, " ")
+}
+
+// ErrBadTarget is returned for an item whose target is not in this
+// package's format (a hand-edited plan).
+var ErrBadTarget = errors.New("not an iptables item target: run plan again")
+
+// parseTarget splits "<family>/<backend> <table> <chain>[ <spec>]".
+func parseTarget(t string) (b Backend, table, chain, spec string, err error) {
+	f := strings.SplitN(t, " ", 4)
+	fam, name, ok := strings.Cut(f[0], "/")
+	if len(f) < 3 || !ok || (fam != "ip4" && fam != "ip6") || (name != "nft" && name != "legacy") {
+		return Backend{}, "", "", "", fmt.Errorf("%q: %w", t, ErrBadTarget)
+	}
+	if len(f) == 4 {
+		spec = f[3]
+	}
+	return Backend{Family: fam, Name: name}, f[1], f[2], spec, nil
+}
+
+// decode recovers an item's Detail, also from a plan read back from JSON.
+func decode[T any](it plan.Item) (T, bool) {
+	var d T
+	switch v := it.Detail.(type) {
+	case T:
+		return v, true
+	case *T:
+		if v != nil {
+			return *v, true
+		}
+	case nil:
+		return d, false
+	}
+	b, err := json.Marshal(it.Detail)
+	if err != nil || json.Unmarshal(b, &d) != nil {
+		return d, false
+	}
+	return d, true
+}
+
+// snapshot is what one *-save per backend showed.
+type snapshot struct {
+	backend Backend
+	tables  []Table
+}
+
+// readAll reads every installed backend once.
+func readAll(ctx context.Context, o Options, backends []Backend, want wantRules) ([]snapshot, error) {
+	var out []snapshot
+	var errs []error
+	for _, b := range backends {
+		tables, ok, err := read(ctx, o, b, want)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			out = append(out, snapshot{backend: b, tables: tables})
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// flannel returns the cluster networks for comment-less flannel rules.
+func (o Options) flannel(env *engine.Env) flannelNets {
+	var nets flannelNets
+	if p, err := env.Host.Resolve(o.FlannelSubnetEnv); err == nil {
+		b, err := os.ReadFile(p)
+		switch {
+		case err == nil:
+			nets = parseSubnetEnv(b)
+		case !errors.Is(err, fs.ErrNotExist):
+			env.Log.Warn("cannot read flannel's subnet.env; comment-less flannel rules will not be found", "path", o.FlannelSubnetEnv, "err", err)
+		}
+	}
+	for _, c := range o.ClusterCIDRs {
+		if n := canonicalCIDR(c); n != "" {
+			nets = append(nets, flannelNet{network: n})
+		}
+	}
+	return nets
+}
+
+// foreignChain wants the rules of every chain that is not owned.
+func foreignChain(_ string, c Chain) bool {
+	if c.Builtin() {
+		return true
+	}
+	_, owned := OwnedChain(c.Name)
+	return !owned
+}
+
+func noRules(string, Chain) bool { return false }
+
+// ownedChains is the set of a table's owned user-defined chains.
+func (t Table) ownedChains() map[string]string {
+	m := map[string]string{}
+	for _, c := range t.Chains {
+		if c.Builtin() {
+			continue
+		}
+		if owner, ok := OwnedChain(c.Name); ok {
+			m[c.Name] = owner
+		}
+	}
+	return m
+}
