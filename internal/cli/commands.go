@@ -17,7 +17,7 @@ import (
 )
 
 func newPlanCommand(g *globalOptions, s Streams) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show what reset would change, in order, and why; change nothing",
 		Long: `Discover the Kubernetes-owned state on this host and print the plan: every item
@@ -42,6 +42,8 @@ host-side path or name, without --host-root) and action.`,
 			return err
 		},
 	}
+	g.bindHost(cmd)
+	return cmd
 }
 
 func buildPlan(ctx context.Context, ss *session) (*plan.Plan, error) {
@@ -84,6 +86,7 @@ Without a terminal on stdin, reset refuses to run without --yes.`,
 	}
 	cmd.Flags().BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	g.bindHost(cmd)
 	return cmd
 }
 
@@ -173,7 +176,7 @@ func confirm(o *resetOptions, s Streams, hostname string) error {
 }
 
 func newVerifyCommand(g *globalOptions, s Streams) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check that the host is clean and ready to rejoin",
 		Long: `Discover again and run the rejoin checks a join's preflight would trip on:
@@ -203,4 +206,6 @@ With -o json: one object with "clean", "residue" (items) and "checks".`,
 			return nil
 		},
 	}
+	g.bindHost(cmd)
+	return cmd
 }

@@ -42,30 +42,42 @@ type globalOptions struct {
 	uninstall bool
 }
 
+// bind adds the flags every command has.
 func (g *globalOptions) bind(c *cobra.Command) {
 	f := c.PersistentFlags()
-	f.StringVar(&g.hostRoot, "host-root", "/", "directory where the host's / is mounted; every host path is resolved under it")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.CountVarP(&g.verbosity, "verbose", "v", "log more to stderr (-v info, -vv debug)")
+	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// bindHostRoot adds --host-root, for commands that work on the host.
+func (g *globalOptions) bindHostRoot(c *cobra.Command) {
+	c.Flags().StringVar(&g.hostRoot, "host-root", "/", "directory where the host's / is mounted; every host path is resolved under it")
+	_ = c.MarkFlagDirname("host-root")
+}
+
+// bindHost adds the flags of the host commands (plan, reset, verify): they
+// must build the same plan, so they take the same flags.
+func (g *globalOptions) bindHost(c *cobra.Command) {
+	g.bindHostRoot(c)
+	f := c.Flags()
 	f.StringVar(&g.backupDir, "backup-dir", DefaultBackupDir, "host path (under --host-root) for journals and backups, one directory per run")
 	f.BoolVar(&g.noBackup, "no-backup", false, "remove precious state (PKI, kubeconfigs, etcd data) instead of moving it to the backup directory")
-	f.CountVarP(&g.verbosity, "verbose", "v", "log more to stderr (-v info, -vv debug)")
+	f.StringSliceVar(&g.profiles, "profile", nil, "restrict the run to these distribution profiles ("+strings.Join(profile.Names(), ", ")+"); default: every one detected")
+	f.BoolVar(&g.force, "force", false, "use --profile even when the host shows no evidence of it")
+	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns")
 	f.BoolVar(&g.lazyUnmount, "lazy-unmount", false, "detach busy mounts (MNT_DETACH) instead of reporting them; their data stays reachable by their holders")
-	f.IntVar(&g.parallel, "parallel", 8, "how many independent unmounts run at once")
+	f.IntVar(&g.parallel, "parallel", 8, "how many independent items (mounts, containers) are removed at once")
 	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL")
 	f.DurationVar(&g.killTimeout, "kill-timeout", 5*time.Second, "how long to wait for processes to die after SIGKILL")
 	f.DurationVar(&g.stopTimeout, "stop-timeout", 90*time.Second, "bound on each systemd stop job")
 	f.DurationVar(&g.grace, "grace", 10*time.Second, "how long containers get to stop before they are killed")
 	f.BoolVar(&g.allContainers, "all-containers", false, "remove EVERY container of the runtimes, not only Kubernetes' (what the cleanup scripts do; the plan warns)")
+	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
 	f.StringSliceVar(&g.criSockets, "cri-socket", nil, "CRI endpoint to remove Kubernetes pods from, besides the profile's (repeatable; unix:// URL or host path)")
 	f.StringSliceVar(&g.serviceCIDRs, "service-cidr", nil, "Service CIDR(s): IPVS virtual services inside them are Kubernetes'; adds to what is found in the kube-apiserver config")
 	f.StringSliceVar(&g.clusterCIDRs, "cluster-cidr", nil, "pod CIDR(s): flannel's comment-less masquerade rules for them are removed")
-	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
-	f.StringSliceVar(&g.profiles, "profile", nil, "restrict the run to these distribution profiles ("+strings.Join(profile.Names(), ", ")+"); default: every one detected")
-	f.BoolVar(&g.force, "force", false, "use --profile even when the host shows no evidence of it")
-	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns")
 	_ = c.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions(profile.Names(), cobra.ShellCompDirectiveNoFileComp))
-	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = c.MarkPersistentFlagDirname("host-root")
 }
 
 // session is everything a command needs, built from the global flags.

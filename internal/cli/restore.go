@@ -49,5 +49,6 @@ backup, are left alone.`,
 	}
 	cmd.Flags().StringVar(&o.firewall, "firewall", "", "run directory whose firewall backup to restore")
 	_ = cmd.MarkFlagDirname("firewall")
+	g.bindHostRoot(cmd)
 	return cmd
 }
