@@ -21,14 +21,22 @@ trap cleanup EXIT
 step() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 inside() { bin/nodesim exec --state "$state" -- "$PWD/bin/nodereset" --host-root "$root" "$@"; }
 
-step "Building a sandbox kubeadm node at $root (5 pods, 4 volumes each)"
-bin/nodesim up --root "$root" --state "$state" --pods 5 --volumes 4
+# Real containerd pods (static and DaemonSet pods holding ports), a flannel-
+# and kube-proxy-style network next to a host firewall; DEMO_WITH=docker adds
+# a real dockerd with RKE1 containers (slower to start).
+with=${DEMO_WITH:-network,containerd}
+step "Building a sandbox kubeadm node at $root (5 pods with 4 volumes each; with $with)"
+bin/nodesim up --root "$root" --state "$state" --pods 5 --volumes 4 --with "$with"
+
+step "nodereset verify, before: the rejoin would fail (ports held, join files present)"
+if inside verify; then echo "unexpected: the dirty node verified clean" >&2; exit 1; fi
 
 step "nodereset plan"
 inside plan
 
-step "nodereset reset --yes (etcd here ignores SIGTERM: watch the escalation)"
-inside reset --yes --term-timeout 2s
+step "nodereset reset --yes (the plan above is printed again; shown from the progress on)"
+# etcd here ignores SIGTERM: the process phase shows the escalation to KILL.
+inside reset --yes --term-timeout 2s | sed -n '/^Applied/,$p'
 
 step "nodereset verify"
 inside verify && echo "verify exit code: 0"
