@@ -36,6 +36,7 @@ type globalOptions struct {
 	criSockets   []string
 	serviceCIDRs []string
 	clusterCIDRs []string
+	conntrack    bool
 
 	profiles  []string
 	force     bool
@@ -76,6 +77,7 @@ func (g *globalOptions) bindHost(c *cobra.Command) {
 	f.BoolVar(&g.images, "images", false, "also remove the images used only by removed containers")
 	f.StringSliceVar(&g.criSockets, "cri-socket", nil, "CRI endpoint to remove Kubernetes pods from, besides the profile's (repeatable; unix:// URL or host path)")
 	f.StringSliceVar(&g.serviceCIDRs, "service-cidr", nil, "Service CIDR(s): IPVS virtual services inside them are Kubernetes'; adds to what is found in the kube-apiserver config")
+	f.BoolVar(&g.conntrack, "conntrack", false, "also delete conntrack flows to Service IPs that kube-proxy translated (needs a known Service CIDR)")
 	f.StringSliceVar(&g.clusterCIDRs, "cluster-cidr", nil, "pod CIDR(s): flannel's comment-less masquerade rules for them are removed")
 	_ = c.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions(profile.Names(), cobra.ShellCompDirectiveNoFileComp))
 }
@@ -117,7 +119,7 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
 		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
 		Grace: g.grace, AllContainers: g.allContainers, Images: g.images, CRISockets: g.criSockets,
-		ServiceCIDRs: g.serviceCIDRs, ClusterCIDRs: g.clusterCIDRs,
+		ServiceCIDRs: g.serviceCIDRs, ClusterCIDRs: g.clusterCIDRs, Conntrack: g.conntrack,
 	})
 	return &session{
 		env:     &engine.Env{Host: h, Log: log},

@@ -94,6 +94,11 @@ const waitSeconds = "5"
 // save reads a backend; a backend whose programs are not installed has no
 // tables.
 func save(ctx context.Context, run Runner, b Backend) ([]Table, []byte, bool, error) {
+	return saveWanted(ctx, run, b, nil)
+}
+
+// saveWanted is save keeping only the wanted chains' rules.
+func saveWanted(ctx context.Context, run Runner, b Backend, want wantRules) ([]Table, []byte, bool, error) {
 	if !run.Has(b.SaveCommand()) {
 		return nil, nil, false, nil
 	}
@@ -101,7 +106,7 @@ func save(ctx context.Context, run Runner, b Backend) ([]Table, []byte, bool, er
 	if err != nil {
 		return nil, nil, true, fmt.Errorf("read %s rules: %w", b, err)
 	}
-	tables, err := ParseSave(bytes.NewReader(out))
+	tables, err := parseSave(bytes.NewReader(out), want)
 	if err != nil {
 		return nil, out, true, fmt.Errorf("parse %s output: %w (please report this with the output attached)", b.SaveCommand(), err)
 	}

@@ -1,9 +1,7 @@
 package firewall
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nodereset/nodereset/pkg/engine"
@@ -11,7 +9,7 @@ import (
 )
 
 // ChainKind is the "iptables-chain" kind: owned user-defined chains.
-type ChainKind struct{ opts Options }
+type ChainKind struct{ k *kinds }
 
 var _ engine.Kind = (*ChainKind)(nil)
 
@@ -20,7 +18,7 @@ func (k *ChainKind) Kind() plan.Kind { return plan.KindChain }
 
 // Discover implements engine.Kind.
 func (k *ChainKind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, error) {
-	snaps, err := readAll(ctx, k.opts, k.opts.Backends, noRules)
+	snaps, err := readAll(ctx, k.k.opts, k.k.opts.Backends, noRules)
 	var items []plan.Item
 	for _, s := range snaps {
 		for _, t := range s.tables {
@@ -38,6 +36,7 @@ func (k *ChainKind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item,
 			}
 		}
 	}
+	k.k.discoveredChains(items)
 	return items, err
 }
 
@@ -63,132 +62,7 @@ func (e *ChainInUseError) Error() string {
 	return fmt.Sprintf("chain %s is still referenced by %q, which is not Kubernetes': remove that rule, then run reset again", e.Chain, e.Rule)
 }
 
-// Apply implements engine.Kind: per backend, one restore that flushes every
-// owned chain still there and then deletes each (they jump to each other,
-// so all are emptied before the first -X), one COMMIT per table.
-func (k *ChainKind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, rec engine.Recorder) {
-	groups := map[Backend][]plan.Item{}
-	var order []Backend
-	details := map[string]ChainDetail{}
-	for _, it := range items {
-		d, err := chainDetail(it)
-		if err != nil {
-			rec.Done(it, err)
-			continue
-		}
-		details[it.Key()] = d
-		if _, ok := groups[d.backend()]; !ok {
-			order = append(order, d.backend())
-		}
-		groups[d.backend()] = append(groups[d.backend()], it)
-	}
-	if len(order) == 0 {
-		return
-	}
-	if err := Backup(ctx, env, k.opts); err != nil {
-		for _, b := range order {
-			failAll(rec, groups[b], err)
-		}
-		return
-	}
-	for _, b := range order {
-		k.applyBackend(ctx, env, b, groups[b], details, rec)
-	}
-}
-
 type tableChain struct{ table, chain string }
-
-func (k *ChainKind) applyBackend(ctx context.Context, env *engine.Env, b Backend, items []plan.Item, details map[string]ChainDetail, rec engine.Recorder) {
-	mine := map[tableChain]bool{}
-	for _, it := range items {
-		d := details[it.Key()]
-		mine[tableChain{d.Table, d.Chain}] = true
-	}
-	// The rules of every chain that stays: they may still jump to ours.
-	tables, err := k.read(ctx, b, func(table string, c Chain) bool { return !mine[tableChain{table, c.Name}] })
-	if err != nil {
-		failAll(rec, items, err)
-		return
-	}
-	user := userChains(tables)
-	del := map[tableChain]bool{}
-	for tc := range mine {
-		if user[tc] {
-			del[tc] = true
-		}
-	}
-	blocked := keepReferenced(tables, del)
-	var batch []plan.Item
-	for _, it := range items {
-		d := details[it.Key()]
-		tc := tableChain{d.Table, d.Chain}
-		switch {
-		case blocked[tc] != nil:
-			rec.Done(it, blocked[tc])
-		case !del[tc]:
-			rec.Done(it, nil) // gone already
-		default:
-			batch = append(batch, it)
-		}
-	}
-	if len(batch) == 0 {
-		return
-	}
-	for _, it := range batch {
-		rec.Start(it)
-	}
-	rerr := k.deleteChains(ctx, b, batch, details)
-	if rerr == nil {
-		for _, it := range batch {
-			rec.Done(it, nil)
-		}
-		return
-	}
-	env.Log.Debug("chain batch failed; re-reading to tell what is left", "backend", b.String(), "err", rerr)
-	after, err := k.read(ctx, b, noRules)
-	left := userChains(after)
-	for _, it := range batch {
-		d := details[it.Key()]
-		switch {
-		case err != nil:
-			rec.Done(it, errors.Join(&BatchError{Backend: b, Err: rerr}, err))
-		case left[tableChain{d.Table, d.Chain}]:
-			rec.Done(it, &BatchError{Backend: b, Err: rerr})
-		default:
-			rec.Done(it, nil)
-		}
-	}
-}
-
-// deleteChains removes a batch: through one nf_tables transaction for the
-// nft backend, one restore for legacy.
-func (k *ChainKind) deleteChains(ctx context.Context, b Backend, batch []plan.Item, details map[string]ChainDetail) error {
-	if b.Name == "nft" {
-		tcs := make([]tableChain, len(batch))
-		for i, it := range batch {
-			d := details[it.Key()]
-			tcs[i] = tableChain{d.Table, d.Chain}
-		}
-		return deleteNftChains(b, tcs)
-	}
-	cctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
-	defer cancel()
-	return restore(cctx, k.opts.Runner, b, chainScript(batch, details))
-}
-
-func (k *ChainKind) read(ctx context.Context, b Backend, want wantRules) (map[string]Table, error) {
-	snaps, err := readAll(ctx, k.opts, []Backend{b}, want)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]Table{}
-	for _, s := range snaps {
-		for _, t := range s.tables {
-			m[t.Name] = t
-		}
-	}
-	return m, nil
-}
 
 // userChains is the set of user-defined chains of every table.
 func userChains(tables map[string]Table) map[tableChain]bool {
@@ -225,29 +99,4 @@ func keepReferenced(tables map[string]Table, del map[tableChain]bool) map[tableC
 		}
 	}
 	return blocked
-}
-
-// chainScript is "-F" of every chain, then "-X" of every chain, per table.
-func chainScript(batch []plan.Item, details map[string]ChainDetail) []byte {
-	var tables []string
-	byTable := map[string][]string{}
-	for _, it := range batch {
-		d := details[it.Key()]
-		if _, ok := byTable[d.Table]; !ok {
-			tables = append(tables, d.Table)
-		}
-		byTable[d.Table] = append(byTable[d.Table], d.Chain)
-	}
-	var s bytes.Buffer
-	for _, t := range tables {
-		fmt.Fprintf(&s, "*%s\n", t)
-		for _, c := range byTable[t] {
-			fmt.Fprintf(&s, "-F %s\n", c)
-		}
-		for _, c := range byTable[t] {
-			fmt.Fprintf(&s, "-X %s\n", c)
-		}
-		s.WriteString("COMMIT\n")
-	}
-	return s.Bytes()
 }

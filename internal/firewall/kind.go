@@ -8,9 +8,10 @@
 // chain (built-in, Docker's, the user's) is owned when it jumps to an owned
 // chain, carries an owner's exact comment ("flanneld masq"), matches an
 // owned ipset, or has the exact shape of flannel's comment-less masquerade
-// rules for the cluster network. It applies each kind's items with one
-// `iptables-restore --noflush` per backend×family: explicit -D of the owned
-// rules, or -F of every owned chain then -X of each, one COMMIT per table.
+// rules for the cluster network. It applies both kinds' items together,
+// one `iptables-restore --noflush` per backend×family: explicit -D of the
+// owned rules, -F of every owned chain, then -X of each, one COMMIT per
+// table (the nft backend's chains go through nf_tables netlink instead).
 // It never flushes a table nor changes a policy, so Docker's, libvirt's,
 // firewalld's and the user's rules stay byte for byte.
 //
@@ -52,6 +53,12 @@ type Options struct {
 	// ClusterCIDRs are pod network CIDRs known otherwise (profile or flag)
 	// for the same purpose.
 	ClusterCIDRs []string
+	// ServiceCIDRs are the cluster's Service CIDRs (profile, kube-proxy
+	// config, --service-cidr); only Conntrack uses them.
+	ServiceCIDRs []string
+	// Conntrack turns on the kind NewConntrack returns (--conntrack): the
+	// flows kube-proxy translated to Service IPs in ServiceCIDRs.
+	Conntrack bool
 	// Backends to handle (default AllBackends()); one whose programs are
 	// not installed is skipped.
 	Backends []Backend
@@ -79,11 +86,12 @@ func (o Options) withDefaults() Options {
 
 // New returns the two kinds in the order a phase must list them: rules in
 // foreign chains first (they jump to the owned chains), then the chains.
-// Each kind applies its own items in one batch per backend×family; the
-// engine hands each kind only its items, hence two batches in all.
+// They share one batch per backend×family (see kinds): list both in the
+// same phase.
+// NewConntrack is the conntrack kind, to be listed last in the phase.
 func New(o Options) []engine.Kind {
-	o = o.withDefaults()
-	return []engine.Kind{&RuleKind{opts: o}, &ChainKind{opts: o}}
+	k := &kinds{opts: o.withDefaults()}
+	return []engine.Kind{&RuleKind{k: k}, &ChainKind{k: k}}
 }
 
 // ChainDetail is the item detail of an owned chain.

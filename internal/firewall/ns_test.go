@@ -259,7 +259,10 @@ func TestApplyRuleVanished(t *testing.T) {
 		if len(errs) != 1 || (errs[0] != nil) != inUse {
 			t.Errorf("%s: %v (in use: %v)", it.Target, errs, inUse)
 		}
-		if inUse && rec.start[it.Key()] != 0 {
+		// The legacy backend first tries the plan as one restore (the
+		// table's commit fails whole, nothing changes) and so starts it;
+		// the nft backend checks references before touching anything.
+		if inUse && strings.HasPrefix(it.Target, "ip4/nft") && rec.start[it.Key()] != 0 {
 			t.Errorf("%s: started though it is in use", it.Target)
 		}
 	}

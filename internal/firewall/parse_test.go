@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -197,5 +198,46 @@ func TestParseRuleset(t *testing.T) {
 	script := string(nftRestoreScript(b))
 	if !strings.HasPrefix(script, "add table inet filter\ndelete table inet filter\ntable inet filter {\n") || strings.Contains(script, "table ip filter") {
 		t.Errorf("restore script:\n%s", script)
+	}
+}
+
+// TestParseSaveWanted: the filtered parse keeps every table and chain
+// declaration but only the wanted chains' rules, in order.
+func TestParseSaveWanted(t *testing.T) {
+	b, err := os.ReadFile("testdata/nft-save.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesOf := func(tables []Table) string {
+		var out []string
+		for _, tb := range tables {
+			for _, r := range tb.Rules {
+				out = append(out, tb.Name+" "+r.Chain)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		name string
+		want wantRules
+		out  string
+	}{
+		{"all", nil, "filter INPUT,filter INPUT,filter INPUT,filter FORWARD,filter KUBE-FIREWALL,nat PREROUTING,nat POSTROUTING"},
+		{"foreign chains", foreignChain, "filter INPUT,filter INPUT,filter INPUT,filter FORWARD,nat PREROUTING,nat POSTROUTING"},
+		{"none", noRules, ""},
+		{"one chain of one table", func(table string, c Chain) bool { return table == "nat" && c.Name == "POSTROUTING" }, "nat POSTROUTING"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tables, err := parseSave(bytes.NewReader(b), tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rulesOf(tables); got != tc.out {
+				t.Errorf("rules %q, want %q", got, tc.out)
+			}
+			if len(tables) != 2 || len(tables[0].Chains) != 5 || len(tables[1].Chains) != 3 {
+				t.Errorf("declarations lost: %+v", tables)
+			}
+		})
 	}
 }

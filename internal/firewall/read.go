@@ -29,7 +29,7 @@ func read(ctx context.Context, o Options, b Backend, want wantRules) (tables []T
 	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if b.Name == "legacy" {
-		tables, _, ok, err := save(cctx, o.Runner, b)
+		tables, _, ok, err := saveWanted(cctx, o.Runner, b, want)
 		return tables, ok, err
 	}
 	if !o.Runner.Has(b.tool()) {

@@ -44,6 +44,8 @@ type Options struct {
 	// --cluster-cidr).
 	ServiceCIDRs []string
 	ClusterCIDRs []string
+	// Conntrack deletes the translated conntrack flows to Service IPs.
+	Conntrack bool
 }
 
 // Phase names, in the order they run.
@@ -90,6 +92,8 @@ func Phases(p Profile, o Options) []engine.Phase {
 			nftables.New(nftables.Options{}),
 			ipvs.New(ipvs.Options{ServiceCIDRs: slices.Concat(p.ServiceCIDRs, o.ServiceCIDRs)}),
 			ipsets.New(ipsets.Options{}),
+			// Last: once no rule translates new flows to Services.
+			firewall.NewConntrack(firewall.Options{ServiceCIDRs: slices.Concat(p.ServiceCIDRs, o.ServiceCIDRs), Conntrack: o.Conntrack}),
 		)},
 		{Name: PhaseNetwork, Kinds: []engine.Kind{
 			links.New(links.Options{CNIConfDir: cniConfDir(p)}),

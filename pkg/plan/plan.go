@@ -29,6 +29,7 @@ const (
 	KindIPSet     Kind = "ipset"
 	KindCNIFile   Kind = "cni-file"
 	KindImage     Kind = "image"
+	KindConntrack Kind = "conntrack"
 )
 
 // Action says what applying an item does to its target.

@@ -1,0 +1,299 @@
+package firewall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nodereset/nodereset/pkg/engine"
+	"github.com/nodereset/nodereset/pkg/plan"
+)
+
+// work is one backend's share of a batch: owned rules in chains that stay,
+// and owned chains, each with its decoded detail, in plan order.
+type work struct {
+	b      Backend
+	rules  []ruleWork
+	chains []chainWork
+}
+
+type ruleWork struct {
+	it plan.Item
+	d  RuleDetail
+}
+
+type chainWork struct {
+	it plan.Item
+	d  ChainDetail
+}
+
+func (w *work) chainSet() map[tableChain]bool {
+	m := map[tableChain]bool{}
+	for _, c := range w.chains {
+		m[tableChain{c.d.Table, c.d.Chain}] = true
+	}
+	return m
+}
+
+// staying wants the rules of every chain the batch does not remove: they
+// are where planned rules live and what may still jump to planned chains.
+func (w *work) staying() wantRules {
+	mine := w.chainSet()
+	return func(table string, c Chain) bool { return !mine[tableChain{table, c.Name}] }
+}
+
+// startOnce calls Start at most once per item: the legacy fast path starts
+// everything, and its fallback must not journal a second start.
+type startOnce struct {
+	rec     engine.Recorder
+	started map[string]bool
+}
+
+func (s *startOnce) start(it plan.Item) {
+	if !s.started[it.Key()] {
+		s.started[it.Key()] = true
+		s.rec.Start(it)
+	}
+}
+
+// apply removes one backend's rules and chains with one read and one
+// restore. Legacy: the plan is tried first as one iptables-restore without
+// any read, since libiptc commits a table whole or not at all — a rule
+// already gone or a chain a staying rule still jumps to fails that table's
+// commit and nothing of it changes; only then is the backend read and the
+// exact remainder applied. nft: the backend is read first (the chains go
+// through netlink in several transactions, so a chain still referenced must
+// be known before it is flushed), then one iptables-nft-restore deletes the
+// rules and nf_tables transactions remove the chains.
+func (k *kinds) apply(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder) {
+	so := &startOnce{rec: rec, started: map[string]bool{}}
+	if w.b.Name == "legacy" {
+		for _, r := range w.rules {
+			so.start(r.it)
+		}
+		for _, c := range w.chains {
+			so.start(c.it)
+		}
+		err := k.restore(ctx, w.b, script(w.rules, w.chains))
+		if err == nil {
+			reportAll(w, rec, nil)
+			return
+		}
+		env.Log.Debug("firewall batch did not apply as planned; reading what is left", "backend", w.b.String(), "err", err)
+	}
+	tables, err := k.readTables(ctx, w.b, w.staying())
+	if err != nil {
+		reportAll(w, rec, err)
+		return
+	}
+	present := countRules(tables)
+	var rules []ruleWork
+	gone := map[ruleKey]int{} // the batch's deletes, to leave out of the reference check
+	for _, r := range w.rules {
+		key := ruleKey{r.d.Table, r.d.Chain, r.d.Spec}
+		if present[key] == 0 {
+			rec.Done(r.it, nil) // gone already: a rerun, or its owner removed it
+			continue
+		}
+		present[key]--
+		gone[key]++
+		rules = append(rules, r)
+	}
+	del := map[tableChain]bool{}
+	user := userChains(tables)
+	for tc := range w.chainSet() {
+		if user[tc] {
+			del[tc] = true
+		}
+	}
+	blocked := keepReferenced(withoutRules(tables, gone), del)
+	var chains []chainWork
+	for _, c := range w.chains {
+		tc := tableChain{c.d.Table, c.d.Chain}
+		switch {
+		case blocked[tc] != nil:
+			rec.Done(c.it, blocked[tc])
+		case !del[tc]:
+			rec.Done(c.it, nil) // gone already
+		default:
+			chains = append(chains, c)
+		}
+	}
+	if len(rules)+len(chains) == 0 {
+		return
+	}
+	for _, r := range rules {
+		so.start(r.it)
+	}
+	for _, c := range chains {
+		so.start(c.it)
+	}
+	rest := &work{b: w.b, rules: rules, chains: chains}
+	if err := k.change(ctx, rest); err != nil {
+		k.reportLeft(ctx, env, rest, rec, err)
+		return
+	}
+	reportAll(rest, rec, nil)
+}
+
+// change applies an exact batch that the current state admits.
+func (k *kinds) change(ctx context.Context, w *work) error {
+	if w.b.Name == "legacy" {
+		return k.restore(ctx, w.b, script(w.rules, w.chains))
+	}
+	if len(w.rules) > 0 {
+		if err := k.restore(ctx, w.b, script(w.rules, nil)); err != nil {
+			return err
+		}
+	}
+	if len(w.chains) == 0 {
+		return nil
+	}
+	tcs := make([]tableChain, len(w.chains))
+	for i, c := range w.chains {
+		tcs[i] = tableChain{c.d.Table, c.d.Chain}
+	}
+	return deleteNftChains(w.b, tcs)
+}
+
+func (k *kinds) restore(ctx context.Context, b Backend, s []byte) error {
+	cctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
+	defer cancel()
+	return restore(cctx, k.opts.Runner, b, s)
+}
+
+// reportLeft re-reads after a failed batch (legacy commits table by table,
+// nft rules and chains go separately: part of it may have landed) and
+// fails exactly the items still there.
+func (k *kinds) reportLeft(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder, rerr error) {
+	env.Log.Debug("firewall batch failed; re-reading to tell what is left", "backend", w.b.String(), "err", rerr)
+	berr := &BatchError{Backend: w.b, Err: rerr}
+	after, err := k.readTables(ctx, w.b, w.staying())
+	if err != nil {
+		reportAll(w, rec, errors.Join(berr, err))
+		return
+	}
+	left := countRules(after)
+	for _, r := range w.rules {
+		key := ruleKey{r.d.Table, r.d.Chain, r.d.Spec}
+		if left[key] > 0 {
+			left[key]--
+			rec.Done(r.it, berr)
+			continue
+		}
+		rec.Done(r.it, nil)
+	}
+	user := userChains(after)
+	for _, c := range w.chains {
+		if user[tableChain{c.d.Table, c.d.Chain}] {
+			rec.Done(c.it, berr)
+		} else {
+			rec.Done(c.it, nil)
+		}
+	}
+}
+
+func reportAll(w *work, rec engine.Recorder, err error) {
+	for _, r := range w.rules {
+		rec.Done(r.it, err)
+	}
+	for _, c := range w.chains {
+		rec.Done(c.it, err)
+	}
+}
+
+// readTables reads one backend, keeping the rules of the wanted chains.
+func (k *kinds) readTables(ctx context.Context, b Backend, want wantRules) (map[string]Table, error) {
+	snaps, err := readAll(ctx, k.opts, []Backend{b}, want)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]Table{}
+	for _, s := range snaps {
+		for _, t := range s.tables {
+			m[t.Name] = t
+		}
+	}
+	return m, nil
+}
+
+// countRules counts each rule as it is now.
+func countRules(tables map[string]Table) map[ruleKey]int {
+	m := map[ruleKey]int{}
+	for name, t := range tables {
+		for _, r := range t.Rules {
+			m[ruleKey{name, r.Chain, r.Spec}]++
+		}
+	}
+	return m
+}
+
+// withoutRules returns the tables less the given number of occurrences of
+// each rule (the ones the batch deletes before removing chains).
+func withoutRules(tables map[string]Table, gone map[ruleKey]int) map[string]Table {
+	if len(gone) == 0 {
+		return tables
+	}
+	left := map[ruleKey]int{}
+	for k, n := range gone {
+		left[k] = n
+	}
+	out := make(map[string]Table, len(tables))
+	for name, t := range tables {
+		var rules []Rule
+		for _, r := range t.Rules {
+			key := ruleKey{name, r.Chain, r.Spec}
+			if left[key] > 0 {
+				left[key]--
+				continue
+			}
+			rules = append(rules, r)
+		}
+		t.Rules = rules
+		out[name] = t
+	}
+	return out
+}
+
+// script is, per table in first-seen order, "-D" of every rule, then "-F"
+// of every chain (owned chains jump to each other, so all are emptied
+// before the first -X), then "-X" of each, and one COMMIT.
+func script(rules []ruleWork, chains []chainWork) []byte {
+	type tbl struct{ dels, chains []string }
+	var order []string
+	byTable := map[string]*tbl{}
+	get := func(name string) *tbl {
+		t := byTable[name]
+		if t == nil {
+			t = &tbl{}
+			byTable[name] = t
+			order = append(order, name)
+		}
+		return t
+	}
+	for _, r := range rules {
+		t := get(r.d.Table)
+		t.dels = append(t.dels, r.d.Chain+" "+r.d.Spec)
+	}
+	for _, c := range chains {
+		t := get(c.d.Table)
+		t.chains = append(t.chains, c.d.Chain)
+	}
+	var s bytes.Buffer
+	for _, name := range order {
+		t := byTable[name]
+		fmt.Fprintf(&s, "*%s\n", name)
+		for _, d := range t.dels {
+			fmt.Fprintf(&s, "-D %s\n", d)
+		}
+		for _, c := range t.chains {
+			fmt.Fprintf(&s, "-F %s\n", c)
+		}
+		for _, c := range t.chains {
+			fmt.Fprintf(&s, "-X %s\n", c)
+		}
+		s.WriteString("COMMIT\n")
+	}
+	return s.Bytes()
+}
