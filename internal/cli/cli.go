@@ -78,11 +78,16 @@ below the kubelet's root dir, the files kubeadm writes), never by matching
 text. It never deletes through a mount or follows a symlink, and it moves
 precious state (PKI, kubeconfigs, etcd data) into a backup directory first.
 
-Every command starts from the same discovery:
+On the host, every command starts from the same discovery:
   plan     show what would be changed, in order, and why; change nothing
   reset    show the plan, ask, apply it, then verify
   verify   discover again and run rejoin checks: a clean node has an empty
            plan and passing checks
+  restore  put back the firewall a reset saved
+
+On the cluster (kubeconfig flags as kubectl's):
+  drain    cordon and drain a node; never hangs on a node that is down
+  remove   drain, remove the node's etcd member, delete the Node
 
 Exit codes: 0 success or clean; 1 items failed or residue found; 2 could not
 run or check (nothing changed unless said).`
@@ -100,7 +105,8 @@ func newRoot(s Streams) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	g.bind(root)
-	root.AddCommand(newPlanCommand(g, s), newResetCommand(g, s), newVerifyCommand(g, s), newRestoreCommand(g, s))
+	root.AddCommand(newPlanCommand(g, s), newResetCommand(g, s), newVerifyCommand(g, s), newRestoreCommand(g, s),
+		newDrainCommand(g, s), newRemoveCommand(g, s))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(ExitError, err) })
 	return root
 }
