@@ -29,7 +29,8 @@ step "Building a sandbox kubeadm node at $root (5 pods with 4 volumes each; with
 bin/nodesim up --root "$root" --state "$state" --pods 5 --volumes 4 --with "$with"
 
 step "nodereset verify, before: the rejoin would fail (ports held, join files present)"
-if inside verify; then echo "unexpected: the dirty node verified clean" >&2; exit 1; fi
+# (the residue, every item the plan below lists, is left out here)
+if inside verify | grep -v '^  residue:'; then echo "unexpected: the dirty node verified clean" >&2; exit 1; fi
 
 step "nodereset plan"
 inside plan

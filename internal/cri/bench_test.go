@@ -1,12 +1,16 @@
 package cri
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
 	goruntime "runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,13 +21,19 @@ import (
 	"github.com/nodereset/nodereset/internal/cri/critest"
 )
 
-const benchChildEnv = "NODERESET_CRI_BENCH_CHILD"
+const (
+	benchChildEnv  = "NODERESET_CRI_BENCH_CHILD"
+	benchCgroupEnv = "NODERESET_CRI_BENCH_CGROUP"
+)
 
 // benchPods is the kubelet's default maxPods, with two containers each.
 const benchPods = 110
 
 // enterBench re-runs the benchmark alone in new mount, PID and network
-// namespaces (testns.Enter serves tests only); false in the parent.
+// namespaces (testns.Enter serves tests only); false in the parent. The
+// child runs in a cpuacct cgroup of its own, so that the CPU time of
+// containerd, its shims, runc and the CNI plugins can be reported: on a
+// shared 2-core machine the wall time depends on what else runs.
 func enterBench(b *testing.B) bool {
 	if os.Getenv(benchChildEnv) == b.Name() {
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -32,24 +42,95 @@ func enterBench(b *testing.B) bool {
 		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			b.Fatalf("mount /proc: %v", err)
 		}
+		if cg := os.Getenv(benchCgroupEnv); cg != "" {
+			// Before containerd starts: everything it forks inherits.
+			if err := os.WriteFile(cg+"/cgroup.procs", []byte("0"), 0o644); err != nil {
+				b.Logf("no CPU accounting: %v", err)
+			}
+		}
 		return true
 	}
 	prereqs(b)
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^"+regexp.QuoteMeta(b.Name())+"$", "-test.benchtime=1x", "-test.v")
 	cmd.Env = append(os.Environ(), benchChildEnv+"="+b.Name())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.CombinedOutput()
-	b.Logf("in namespaces:\n%s", out)
+	// The child writes only its own figures here; the parent prints them.
+	figures, err := os.CreateTemp("", "cri-bench-")
 	if err != nil {
-		b.Fatalf("benchmark in namespaces failed: %v", err)
+		b.Fatal(err)
+	}
+	defer os.Remove(figures.Name())
+	figures.Close()
+	cmd.Env = append(cmd.Env, "NODERESET_CRI_BENCH_FIGURES="+figures.Name())
+	// cgroup v1 is global here: the cgroup must go once the child's
+	// processes have left it (RemoveCgroups waits for them).
+	name := fmt.Sprintf("/nodereset-cri-bench-%d", os.Getpid())
+	if os.Mkdir("/sys/fs/cgroup/cpuacct"+name, 0o755) == nil {
+		defer func() {
+			if err := critest.RemoveCgroups(name); err != nil {
+				b.Error(err)
+			}
+		}()
+		cmd.Env = append(cmd.Env, benchCgroupEnv+"=/sys/fs/cgroup/cpuacct"+name)
+	}
+	// One writer for both: exec.Cmd then writes from one goroutine.
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	err = cmd.Wait()
+	if f, _ := os.ReadFile(figures.Name()); len(f) > 0 {
+		b.Logf("\n%s", f)
+	}
+	if err != nil {
+		b.Fatalf("benchmark in namespaces failed: %v\n%s", err, out.String())
 	}
 	return false
+}
+
+// cpuUsage is the CPU time of this process's cpuacct cgroup (every process
+// of the benchmark's namespaces except the containers, which runc places
+// in cgroups of their own); 0 when there is none.
+func cpuUsage() time.Duration {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	l := regexp.MustCompile(`(?m)^\d+:cpuacct:(.*)$`).FindStringSubmatch(string(b))
+	if l == nil || l[1] == "/" {
+		return 0
+	}
+	v, err := os.ReadFile("/sys/fs/cgroup/cpuacct" + l[1] + "/cpuacct.usage")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(regexp.MustCompile(`\d+`).Find(v)), 10, 64)
+	return time.Duration(n)
+}
+
+// procCPU is one long-lived process's user+system time (containerd's).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ = 100
 }
 
 func benchPodSet(n *node, prefix string) []critest.Pod {
 	var pods []critest.Pod
 	for i := 0; i < benchPods; i++ {
-		// A tenth on the host network, as DaemonSets are.
+		// A tenth on the host network, as DaemonSets are. Containers run
+		// critest.TermLoop, a shell that exits on TERM at once (a bare
+		// sleep as PID 1 would ignore TERM and wait out the grace period).
 		p := n.pod("bench", fmt.Sprintf("%s-%03d", prefix, i), i+len(prefix)*1000, i%10 == 0, nil, nil, "app", "sidecar")
 		pods = append(pods, p)
 	}
@@ -59,22 +140,43 @@ func benchPodSet(n *node, prefix string) []critest.Pod {
 // BenchmarkRemovePods: 110 kubelet pods × 2 containers on a real
 // containerd. Discovery + plan, then this kind's Apply (parallel, pod
 // network first), against a second set of 110 pods removed one at a time
-// with StopPodSandbox + RemovePodSandbox, as kubeadm reset and `crictl rmp`
+// with the same CRI calls, sequentially, as kubeadm reset and `crictl rmp`
 // loops do. Targets: plan < 1 s, reset < 5 s, ≥ 4× faster than the loop.
+// NODERESET_BENCH_PARALLEL overrides Options.Parallel,
+// NODERESET_BENCH_BRIDGE_ONLY=1 drops the CNI's iptables plugins,
+// NODERESET_BENCH_LOG=FILE writes the kind's log there.
 func BenchmarkRemovePods(b *testing.B) {
 	if !enterBench(b) {
 		return
 	}
+	figures, err := os.OpenFile(os.Getenv("NODERESET_CRI_BENCH_FIGURES"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		figures = os.Stderr
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(figures, format+"\n", args...)
+		b.Logf(format, args...)
+	}
 	n := startNodeCNI(b, os.Getenv("NODERESET_BENCH_BRIDGE_ONLY") == "1")
 	ctx := context.Background()
 	env := testEnv(b)
-	pods, ctrs := New(Options{Sockets: []string{testSocket}, Grace: 10 * time.Second})
-	for range b.N {
-		t0 := time.Now()
-		if _, err := n.ctrd.RunPods(ctx, benchPodSet(n, "p"), 8); err != nil {
+	if f := os.Getenv("NODERESET_BENCH_LOG"); f != "" {
+		lf, err := os.Create(f)
+		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("created %d pods in %v", benchPods, time.Since(t0).Round(time.Millisecond))
+		defer lf.Close()
+		env.Log = slog.New(slog.NewTextHandler(lf, nil))
+	}
+	par, _ := strconv.Atoi(os.Getenv("NODERESET_BENCH_PARALLEL"))
+	pods, ctrs := New(Options{Sockets: []string{testSocket}, Grace: 10 * time.Second, Parallel: par})
+	say("containerd %d, parallel %d, %d CPUs", n.ctrd.PID(), pods.r.opts.Parallel, goruntime.NumCPU())
+	for range b.N {
+		t0 := time.Now()
+		if _, err := n.ctrd.RunPods(ctx, benchPodSet(n, "p"), setupParallel); err != nil {
+			b.Fatal(err)
+		}
+		say("created %d pods in %v", benchPods, time.Since(t0).Round(time.Millisecond))
 
 		var before goruntime.MemStats
 		goruntime.ReadMemStats(&before)
@@ -94,19 +196,26 @@ func BenchmarkRemovePods(b *testing.B) {
 			b.Fatalf("planned %d pods and %d containers", len(ps), len(cs))
 		}
 
+		cpu0, ctrd0 := cpuUsage(), procCPU(n.ctrd.PID())
 		t0 = time.Now()
 		rec := newRecorder(b)
 		pods.Apply(ctx, env, ps, rec)
 		ctrs.Apply(ctx, env, cs, rec)
 		resetTime := time.Since(t0)
+		resetCPU, resetCtrd := cpuUsage()-cpu0, procCPU(n.ctrd.PID())-ctrd0
 		rec.check(append(ps, cs...))
+		if left := sandboxes(b, n); left != 0 {
+			b.Fatalf("%d sandboxes left after the reset", left)
+		}
 
-		if _, err := n.ctrd.RunPods(ctx, benchPodSet(n, "q"), 8); err != nil {
+		if _, err := n.ctrd.RunPods(ctx, benchPodSet(n, "q"), setupParallel); err != nil {
 			b.Fatal(err)
 		}
+		cpu0, ctrd0 = cpuUsage(), procCPU(n.ctrd.PID())
 		t0 = time.Now()
-		loop := removeOneByOne(b, n)
+		loop := removeOneByOne(b, n, graceSeconds(pods.r.opts.Grace))
 		loopTime := time.Since(t0)
+		loopCPU, loopCtrd := cpuUsage()-cpu0, procCPU(n.ctrd.PID())-ctrd0
 		if loop != benchPods {
 			b.Fatalf("the loop removed %d pods", loop)
 		}
@@ -116,21 +225,44 @@ func BenchmarkRemovePods(b *testing.B) {
 		b.ReportMetric(ms(resetTime), "reset-ms")
 		b.ReportMetric(ms(loopTime), "one-by-one-ms")
 		b.ReportMetric(float64(loopTime)/float64(resetTime), "speedup-x")
-		b.Logf("%d pods × 2 containers: plan %v (%.1f MiB allocated, heap in use %.1f MiB), reset %v; one at a time %v (%.1f×)",
-			benchPods, planTime.Round(time.Millisecond), float64(after.TotalAlloc-before.TotalAlloc)/(1<<20),
-			float64(after.HeapInuse)/(1<<20), resetTime.Round(time.Millisecond), loopTime.Round(time.Millisecond),
-			float64(loopTime)/float64(resetTime))
+		b.ReportMetric(ms(resetCPU), "reset-cpu-ms")
+		say("%d pods × 2 containers: plan %v (%.1f MiB allocated, heap in use %.1f MiB)",
+			benchPods, planTime.Round(time.Millisecond), float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), float64(after.HeapInuse)/(1<<20))
+		say("reset      %8v wall, CPU %v (containerd %v)", resetTime.Round(time.Millisecond), resetCPU.Round(time.Millisecond), resetCtrd)
+		say("one by one %8v wall, CPU %v (containerd %v)", loopTime.Round(time.Millisecond), loopCPU.Round(time.Millisecond), loopCtrd)
+		var ru unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+		say("speed-up %.1f×; peak RSS of this process (discovery, plan, reset) %.1f MiB; load average %s",
+			float64(loopTime)/float64(resetTime), float64(ru.Maxrss)/1024, loadavg())
 	}
 }
 
-// removeOneByOne is the seeds' loop: for each sandbox, stop then remove.
-func removeOneByOne(b *testing.B, n *node) int {
+// setupParallel is how many pods the benchmark creates at once.
+const setupParallel = 16
+
+// removeOneByOne is the loop of kubeadm reset and `crictl rmp`, with the
+// same CRI calls as removePod (grace-period StopContainer of each running
+// container, StopPodSandbox, RemovePodSandbox), one pod and one call at a
+// time.
+func removeOneByOne(b *testing.B, n *node, grace int64) int {
 	ctx := context.Background()
 	list, err := n.ctrd.RS.ListPodSandbox(ctx, &rt.ListPodSandboxRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, sb := range list.GetItems() {
+		cs, err := n.ctrd.RS.ListContainers(ctx, &rt.ListContainersRequest{Filter: &rt.ContainerFilter{PodSandboxId: sb.GetId()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range cs.GetContainers() {
+			if c.GetState() != rt.ContainerState_CONTAINER_RUNNING {
+				continue
+			}
+			if _, err := n.ctrd.RS.StopContainer(ctx, &rt.StopContainerRequest{ContainerId: c.GetId(), Timeout: grace}); err != nil {
+				b.Fatal(err)
+			}
+		}
 		if _, err := n.ctrd.RS.StopPodSandbox(ctx, &rt.StopPodSandboxRequest{PodSandboxId: sb.GetId()}); err != nil {
 			b.Fatal(err)
 		}
@@ -139,6 +271,23 @@ func removeOneByOne(b *testing.B, n *node) int {
 		}
 	}
 	return len(list.GetItems())
+}
+
+func sandboxes(b *testing.B, n *node) int {
+	list, err := n.ctrd.RS.ListPodSandbox(context.Background(), &rt.ListPodSandboxRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(list.GetItems())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	s := string(b)
+	if len(s) > 14 {
+		s = s[:14]
+	}
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -27,6 +27,12 @@ type runtimeService interface {
 	RemoveContainer(ctx context.Context, in *rt.RemoveContainerRequest, opts ...grpc.CallOption) (*rt.RemoveContainerResponse, error)
 }
 
+// imageService is the part of the CRI image service nodereset calls.
+type imageService interface {
+	ListImages(ctx context.Context, in *rt.ListImagesRequest, opts ...grpc.CallOption) (*rt.ListImagesResponse, error)
+	RemoveImage(ctx context.Context, in *rt.RemoveImageRequest, opts ...grpc.CallOption) (*rt.RemoveImageResponse, error)
+}
+
 // ErrRuntimeDown means a CRI socket exists but did not answer in time
 // (the runtime crashed or was stopped and left its socket).
 var ErrRuntimeDown = errors.New("the container runtime is not answering")
@@ -40,6 +46,7 @@ type conn struct {
 	ep  endpoint
 	cc  *grpc.ClientConn
 	rs  runtimeService
+	is  imageService
 	ver string
 }
 
@@ -75,7 +82,7 @@ func dial(ctx context.Context, ep endpoint, timeout time.Duration) (*conn, error
 		}
 		return nil, fmt.Errorf("CRI Version on %s: %w", ep.URL(), err)
 	}
-	return &conn{ep: ep, cc: cc, rs: client, ver: v.GetRuntimeName() + " " + v.GetRuntimeVersion()}, nil
+	return &conn{ep: ep, cc: cc, rs: client, is: rt.NewImageServiceClient(cc), ver: v.GetRuntimeName() + " " + v.GetRuntimeVersion()}, nil
 }
 
 // notFound reports whether a CRI call failed because the object is gone,

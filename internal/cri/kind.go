@@ -55,6 +55,9 @@ type Options struct {
 	// All selects every pod and container on the CRI endpoints, not only
 	// the kubelet's (--all-containers). The CLI must warn in the plan.
 	All bool
+	// Images makes the image kind (NewImages) plan the images that only
+	// removed containers use (--images); without it, it finds nothing.
+	Images bool
 }
 
 func (o Options) withDefaults() Options {

@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"golang.org/x/sys/unix"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +91,26 @@ func sameSocket(h *host.Host, address string, ep endpoint) bool {
 	return err == nil && p == ep.Path
 }
 
+// sameSocketDir checks that the shim's -address, seen from the shim's own
+// root (/proc/PID/root), lies in the very directory (same device and inode)
+// that holds the endpoint's socket under the host root. The address text
+// alone is not enough: a shim of another machine's runtime in another mount
+// namespace (a container, a test's sandbox, the real host seen from a
+// --host-root over a temporary tree) has the same text. The directory is
+// compared, not the socket, because a runtime stopped cleanly removes its
+// socket and leaves its shims running.
+func sameSocketDir(proc string, pid int, address string, ep endpoint) bool {
+	address = strings.TrimPrefix(address, "unix://")
+	var theirs, ours unix.Stat_t
+	if unix.Stat(filepath.Join(proc, strconv.Itoa(pid), "root", filepath.Dir(address)), &theirs) != nil {
+		return false
+	}
+	if unix.Stat(filepath.Dir(ep.Path), &ours) != nil {
+		return false
+	}
+	return theirs.Dev == ours.Dev && theirs.Ino == ours.Ino
+}
+
 // shimPods finds the shims of the kubelet's containerd namespace serving
 // endpoint ep and groups them by pod sandbox.
 func (r *runtime) shimPods(env *engine.Env, ep endpoint) ([]PodDetail, error) {
@@ -137,7 +159,8 @@ func (r *runtime) matchShim(h *host.Host, proc string, pid int, ep endpoint) (Sh
 		return Shim{}, false
 	}
 	args := ShimFlags(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"))
-	if args["namespace"] != r.opts.Namespace || args["id"] == "" || !sameSocket(h, args["address"], ep) {
+	if args["namespace"] != r.opts.Namespace || args["id"] == "" || !sameSocket(h, args["address"], ep) ||
+		!sameSocketDir(proc, pid, args["address"], ep) {
 		return Shim{}, false
 	}
 	st, err := readStat(proc, pid)

@@ -67,10 +67,11 @@ const (
 // them again; mounts before files so that nothing is removed through a
 // mount (the path kind also refuses to cross one).
 func Phases(p Profile, o Options) []engine.Phase {
-	pods, ctrs := cri.New(cri.Options{
+	co := cri.Options{
 		Sockets: p.CRISockets, Explicit: o.CRISockets, KubeletRoot: p.KubeletRoot,
-		Grace: o.Grace, KillTimeout: o.KillTimeout, Parallel: o.Parallel, All: o.AllContainers,
-	})
+		Grace: o.Grace, KillTimeout: o.KillTimeout, Parallel: o.Parallel, All: o.AllContainers, Images: o.Images,
+	}
+	pods, ctrs := cri.New(co)
 	return []engine.Phase{
 		{Name: PhaseServices, Kinds: []engine.Kind{services.New(services.Options{Units: p.Units, StopTimeout: o.StopTimeout})}},
 		{Name: PhaseStaticPods, Kinds: []engine.Kind{staticpods.New(staticpods.Options{Dirs: p.StaticPodDirs, Backup: o.Backup})}},
@@ -81,7 +82,7 @@ func Phases(p Profile, o Options) []engine.Phase {
 		// After the processes, so that a kubelet which is not a systemd unit
 		// is gone too and cannot recreate pods; before unmount and network,
 		// because removing a sandbox needs its CNI config and bridge.
-		{Name: PhasePods, Kinds: []engine.Kind{pods, ctrs, netns.New(netns.Options{Pods: pods})}},
+		{Name: PhasePods, Kinds: []engine.Kind{pods, ctrs, cri.NewImages(co), netns.New(netns.Options{Pods: pods})}},
 		{Name: PhaseMounts, Kinds: []engine.Kind{mounts.New(mounts.Options{
 			Roots: p.MountRoots, Lazy: o.LazyUnmount, Parallel: o.Parallel, MountInfo: o.MountInfo,
 		})}},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,9 +62,14 @@ func startContainerd(b *builder, self []byte) (func(), error) {
 	cgroup := fmt.Sprintf("/nodesim-%d", b.m.InitPID)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Its CNI config is its own (the bridge plugin on cni0, which is in
+	// the Debian package): /etc/cni/net.d may hold the network feature's
+	// flannel config, whose plugin is not installed here, and containerd
+	// loads only the first config by name.
 	c, err := critest.Start(ctx, critest.Config{
 		Root: "/var/lib/containerd", State: "/run/containerd", Socket: ContainerdSocket,
-		ConfigFile: b.path(ContainerdConfig), CNIConfDir: b.path("/etc/cni/net.d"), Log: log,
+		ConfigFile: b.path(ContainerdConfig), CNIConfDir: b.path(containerdWork + "/net.d"), Log: log,
+		Subnet: "10.244.0.0/24",
 	})
 	if err != nil {
 		out, _ := os.ReadFile(log.Name())
@@ -80,8 +86,14 @@ func startContainerd(b *builder, self []byte) (func(), error) {
 	if err := c.RunDecoy(ctx, "default", "user-web", cgroup+"/user/user-web"); err != nil {
 		return stop, err
 	}
-	if out, err := exec.Command("ip", "netns", "add", filepath.Base(decoyNetns)).CombinedOutput(); err != nil {
-		return stop, fmt.Errorf("ip netns add: %w: %s", err, out)
+	// Not `ip netns add`: it bind-mounts /run/netns over itself, which
+	// hides the nsfs mounts other features made under it (the network
+	// feature's pods), so that nothing could remove them.
+	if fd := podNetns(b, filepath.Base(decoyNetns)); fd >= 0 {
+		unix.Close(fd)
+	}
+	if b.err != nil {
+		return stop, b.err
 	}
 	want, err := probeContainerd(*b.m)
 	if err != nil {
@@ -149,6 +161,9 @@ func plantCRIPods(ctx context.Context, b *builder, c *critest.Containerd, cgroup
 	if b.err != nil {
 		return b.err
 	}
+	// The network feature plants cni-* netns of its own: count only the
+	// ones the pods made.
+	before, _ := filepath.Glob(b.path("/run/netns/cni-*"))
 	if _, err := c.RunPods(ctx, pods, 4); err != nil {
 		return err
 	}
@@ -158,9 +173,13 @@ func plantCRIPods(ctx context.Context, b *builder, c *critest.Containerd, cgroup
 			b.expect(plan.KindContainer, p.Namespace+"/"+p.Name+"/"+ct.Name)
 		}
 	}
-	ns, _ := filepath.Glob(b.path("/run/netns/cni-*"))
-	for _, p := range ns {
-		b.expect(plan.KindNetns, "/run/netns/"+filepath.Base(p))
+	all, _ := filepath.Glob(b.path("/run/netns/cni-*"))
+	var ns []string
+	for _, p := range all {
+		if !slices.Contains(before, p) {
+			ns = append(ns, p)
+			b.expect(plan.KindNetns, "/run/netns/"+filepath.Base(p))
+		}
 	}
 	if len(ns) != 2 {
 		return fmt.Errorf("containerd made %d cni-* netns under %s, want 2: is /run shared with the root?", len(ns), b.path("/run/netns"))
@@ -198,7 +217,10 @@ func probeContainerd(m Manifest) (string, error) {
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		f := cri.ShimFlags(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"))
-		if f["namespace"] == "k8s.io" {
+		// Namespace moby is dockerd's (it uses this containerd when it
+		// finds it at the default socket): the docker feature's probe
+		// covers its containers, some of which the reset removes.
+		if f["namespace"] == "k8s.io" || f["namespace"] == "moby" || f["address"] != ContainerdSocket {
 			continue
 		}
 		st, _ := procStart("/proc", pid)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vishvananda/netlink"
 	"io"
 	"os"
 	"os/exec"
@@ -60,9 +61,15 @@ func startDocker(b *builder, self []byte) (func(), error) {
 	}
 	defer log.Close()
 	cgroup := fmt.Sprintf("nodesim-docker-%d", b.m.InitPID)
+	// --bridge none makes dockerd delete an existing docker0 (the network
+	// feature's decoy): name it instead, so dockerd adopts it unchanged.
+	bridge := "none"
+	if _, err := netlink.LinkByName("docker0"); err == nil {
+		bridge = "docker0"
+	}
 	cmd := exec.Command(bin, "--data-root", "/var/lib/docker", "--exec-root", "/run/docker",
 		"-H", "unix://"+dockerSocket, "--pidfile", "/run/docker.pid", "--storage-driver", "overlay2",
-		"--bridge", "none", "--iptables=false", "--ip-masq=false", "--cgroup-parent", cgroup,
+		"--bridge", bridge, "--iptables=false", "--ip-masq=false", "--cgroup-parent", cgroup,
 		"--shutdown-timeout", "2", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -133,19 +133,22 @@ func Start(ctx context.Context, cfg Config) (*Containerd, error) {
 		c.Stop()
 		return nil, err
 	}
+	both := []string{"k8s.io", "default"}
 	for _, img := range []struct {
 		ref      string
 		ep, argv []string
+		ns       []string
 	}{
-		{PauseImage, []string{"/bin/sh", "-c", TermLoop}, nil},
-		{BusyboxImage, nil, []string{"sh"}},
+		{PauseImage, []string{"/bin/sh", "-c", TermLoop}, nil, both},
+		{BusyboxImage, nil, []string{"sh"}, both},
+		{ToolsImage, nil, []string{"sh", "-c", TermLoop}, []string{"k8s.io"}},
 	} {
 		tarball, err := ociImage(img.ref, img.ep, img.argv)
 		if err != nil {
 			c.Stop()
 			return nil, err
 		}
-		for _, ns := range []string{"k8s.io", "default"} {
+		for _, ns := range img.ns {
 			if _, err := c.Ctr(ctx, tarball, ns, "images", "import", "-"); err != nil {
 				c.Stop()
 				return nil, err

@@ -17,6 +17,9 @@ import (
 const (
 	PauseImage   = "nodesim.local/pause:1"
 	BusyboxImage = "nodesim.local/busybox:1"
+	// ToolsImage is a second image (same layer, its own config and ID),
+	// in the k8s.io namespace only, for tests that tell images apart.
+	ToolsImage = "nodesim.local/tools:1"
 )
 
 // Busybox is where busybox-static installs the binary both images are

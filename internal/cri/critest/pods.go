@@ -1,6 +1,7 @@
 package critest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,11 +29,13 @@ type Pod struct {
 	CgroupParent string
 }
 
-// Container is one container of a pod; Args nil runs TermLoop.
+// Container is one container of a pod; Args nil runs TermLoop, Image ""
+// is BusyboxImage.
 type Container struct {
 	Name   string
 	Args   []string
 	Mounts []*rt.Mount
+	Image  string
 }
 
 // RunningPod is what RunPod created.
@@ -99,7 +102,7 @@ func (c *Containerd) RunPod(ctx context.Context, p Pod) (RunningPod, error) {
 		cc, err := c.RS.CreateContainer(ctx, &rt.CreateContainerRequest{PodSandboxId: out.SandboxID, SandboxConfig: sb,
 			Config: &rt.ContainerConfig{
 				Metadata: &rt.ContainerMetadata{Name: ct.Name},
-				Image:    &rt.ImageSpec{Image: BusyboxImage},
+				Image:    &rt.ImageSpec{Image: cmp.Or(ct.Image, BusyboxImage)},
 				Command:  args[:1], Args: args[1:],
 				LogPath: ct.Name + "/0.log",
 				Labels:  cl,
