@@ -89,21 +89,7 @@ func sortedKeys(m map[string]string) []string {
 
 // detailOf recovers an item's Detail, also from a plan read back from JSON.
 func detailOf(it plan.Item) Detail {
-	switch d := it.Detail.(type) {
-	case Detail:
-		return d
-	case *Detail:
-		if d != nil {
-			return *d
-		}
-		return Detail{}
-	case nil:
-		return Detail{}
-	}
-	var d Detail
-	if b, err := json.Marshal(it.Detail); err == nil {
-		_ = json.Unmarshal(b, &d)
-	}
+	d, _ := plan.DetailAs[Detail](it)
 	return d
 }
 

@@ -41,7 +41,7 @@ func (k *ChainKind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item,
 }
 
 func chainDetail(it plan.Item) (ChainDetail, error) {
-	if d, ok := decode[ChainDetail](it); ok && d.Chain != "" {
+	if d, ok := plan.DetailAs[ChainDetail](it); ok && d.Chain != "" {
 		return d, nil
 	}
 	b, table, chain, spec, err := parseTarget(it.Target)

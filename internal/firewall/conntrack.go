@@ -165,7 +165,7 @@ func (k *ConntrackKind) Apply(ctx context.Context, env *engine.Env, items []plan
 	filters := map[netlink.InetFamily][]netlink.CustomConntrackFilter{}
 	var order []netlink.InetFamily
 	for _, it := range items {
-		d, ok := decode[ConntrackDetail](it)
+		d, ok := plan.DetailAs[ConntrackDetail](it)
 		p, err := netip.ParsePrefix(d.CIDR)
 		if !ok || err != nil {
 			rec.Done(it, fmt.Errorf("%q: not a conntrack item: run plan again", it.Target))
@@ -186,7 +186,7 @@ func (k *ConntrackKind) Apply(ctx context.Context, env *engine.Env, items []plan
 		env.Log.Debug("conntrack entries deleted", "family", nf, "entries", n, "err", err)
 		for _, it := range byFamily[nf] {
 			if err != nil {
-				d, _ := decode[ConntrackDetail](it)
+				d, _ := plan.DetailAs[ConntrackDetail](it)
 				rec.Done(it, &ConntrackError{CIDR: d.CIDR, Err: err})
 				continue
 			}

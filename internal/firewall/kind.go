@@ -25,7 +25,6 @@ package firewall
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,7 +34,6 @@ import (
 	"time"
 
 	"github.com/nodereset/nodereset/pkg/engine"
-	"github.com/nodereset/nodereset/pkg/plan"
 )
 
 // DefaultTimeout bounds each iptables program run.
@@ -143,26 +141,6 @@ func parseTarget(t string) (b Backend, table, chain, spec string, err error) {
 		spec = f[3]
 	}
 	return Backend{Family: fam, Name: name}, f[1], f[2], spec, nil
-}
-
-// decode recovers an item's Detail, also from a plan read back from JSON.
-func decode[T any](it plan.Item) (T, bool) {
-	var d T
-	switch v := it.Detail.(type) {
-	case T:
-		return v, true
-	case *T:
-		if v != nil {
-			return *v, true
-		}
-	case nil:
-		return d, false
-	}
-	b, err := json.Marshal(it.Detail)
-	if err != nil || json.Unmarshal(b, &d) != nil {
-		return d, false
-	}
-	return d, true
 }
 
 // snapshot is what one *-save per backend showed.

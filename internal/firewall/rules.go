@@ -55,7 +55,7 @@ func ownedRules(s snapshot, fl flannelNets) []plan.Item {
 
 // ruleDetail recovers the detail, or rebuilds it from the target.
 func ruleDetail(it plan.Item) (RuleDetail, error) {
-	if d, ok := decode[RuleDetail](it); ok && d.Chain != "" {
+	if d, ok := plan.DetailAs[RuleDetail](it); ok && d.Chain != "" {
 		return d, nil
 	}
 	b, table, chain, spec, err := parseTarget(it.Target)

@@ -6,7 +6,6 @@ package ipvs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -211,13 +210,6 @@ func del(h *ipvs.Handle, s Service) error {
 
 // serviceOf recovers an item's Service, also from a plan read back from JSON.
 func serviceOf(it plan.Item) (Service, bool) {
-	if s, ok := it.Detail.(Service); ok {
-		return s, true
-	}
-	var s Service
-	b, err := json.Marshal(it.Detail)
-	if err != nil || it.Detail == nil || json.Unmarshal(b, &s) != nil || !s.Address.IsValid() {
-		return Service{}, false
-	}
-	return s, true
+	s, ok := plan.DetailAs[Service](it)
+	return s, ok && s.Address.IsValid()
 }

@@ -2,7 +2,6 @@ package links
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,26 +161,8 @@ func item(c Choice) plan.Item {
 
 // detail recovers an item's Detail, also from a plan read back from JSON.
 func detail(it plan.Item) (Detail, bool) {
-	switch d := it.Detail.(type) {
-	case Detail:
-		return d, true
-	case *Detail:
-		if d != nil {
-			return *d, true
-		}
-		return Detail{}, false
-	case nil:
-		return Detail{}, false
-	}
-	b, err := json.Marshal(it.Detail)
-	if err != nil {
-		return Detail{}, false
-	}
-	var d Detail
-	if json.Unmarshal(b, &d) != nil || d.Index == 0 || d.Kind == "" {
-		return Detail{}, false
-	}
-	return d, true
+	d, ok := plan.DetailAs[Detail](it)
+	return d, ok && d.Index != 0 && d.Kind != ""
 }
 
 // LinkError is the failure of one link.

@@ -2,7 +2,6 @@ package mounts
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,26 +143,8 @@ func (d Detail) Key() string { return strconv.Itoa(d.ID) }
 
 // detail recovers an item's Detail, also from a plan read back from JSON.
 func detail(it plan.Item) (Detail, bool) {
-	switch d := it.Detail.(type) {
-	case Detail:
-		return d, true
-	case *Detail:
-		if d != nil {
-			return *d, true
-		}
-		return Detail{}, false
-	case nil:
-		return Detail{}, false
-	}
-	b, err := json.Marshal(it.Detail)
-	if err != nil {
-		return Detail{}, false
-	}
-	var d Detail
-	if json.Unmarshal(b, &d) != nil || d.ID == 0 {
-		return Detail{}, false
-	}
-	return d, true
+	d, ok := plan.DetailAs[Detail](it)
+	return d, ok && d.ID != 0
 }
 
 func logger(env *engine.Env) *slog.Logger {
