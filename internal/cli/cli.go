@@ -87,7 +87,10 @@ On the host, every command starts from the same discovery:
 
 On the cluster (kubeconfig flags as kubectl's):
   drain    cordon and drain a node; never hangs on a node that is down
-  remove   drain, remove the node's etcd member, delete the Node
+  remove   drain, remove the node's etcd member, delete the Node (and its
+           Rancher record, with --rancher-kubeconfig)
+  rancher  cleanup: remove Rancher from an imported cluster;
+           orphans: Rancher's node records whose node is gone, and --fix
 
 Exit codes: 0 success or clean; 1 items failed or residue found; 2 could not
 run or check (nothing changed unless said).`
@@ -106,7 +109,7 @@ func newRoot(s Streams) *cobra.Command {
 	root.SetErr(s.Err)
 	g.bind(root)
 	root.AddCommand(newPlanCommand(g, s), newResetCommand(g, s), newVerifyCommand(g, s), newRestoreCommand(g, s),
-		newDrainCommand(g, s), newRemoveCommand(g, s))
+		newDrainCommand(g, s), newRemoveCommand(g, s), newRancherCommand(g, s))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(ExitError, err) })
 	return root
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodereset/nodereset/internal/cluster"
 	"github.com/nodereset/nodereset/internal/etcdmember"
+	"github.com/nodereset/nodereset/internal/rancher"
 	"github.com/nodereset/nodereset/pkg/host"
 )
 
@@ -29,6 +30,10 @@ type clusterOptions struct {
 
 	etcdCA, etcdCert, etcdKey string
 	allowQuorumLoss           bool
+
+	// rancher is set for remove: the node's record in Rancher's local
+	// cluster, with --rancher-kubeconfig.
+	rancher *rancherOptions
 }
 
 func newDrainCommand(g *globalOptions, s Streams) *cobra.Command {
@@ -99,6 +104,9 @@ func newClusterCommand(g *globalOptions, s Streams, mode cluster.Mode, use, shor
 		f.StringVar(&co.etcdCert, "etcd-cert", "", "etcd client certificate (default: kubeadm's healthcheck-client.crt)")
 		f.StringVar(&co.etcdKey, "etcd-key", "", "etcd client key (default: kubeadm's healthcheck-client.key)")
 		f.BoolVar(&co.allowQuorumLoss, "allow-quorum-loss", false, "remove the etcd member even if the remaining members would have no quorum")
+		// kubectl's --cluster is bound here already: Rancher's is --rancher-cluster.
+		co.rancher = &rancherOptions{records: rancher.DefaultRecordOptions()}
+		co.rancher.bindRancher(cmd, "rancher-cluster")
 	}
 	return cmd
 }
@@ -140,11 +148,25 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	if err != nil {
 		return withCode(ExitError, err)
 	}
+	var records *RancherRecords
+	if co.rancher != nil {
+		if records, err = planRancherRecords(ctx, co.rancher, co.kube, p.Node); err != nil {
+			return withCode(ExitError, err)
+		}
+	}
 	if co.dryRun || !pr.json {
 		printClusterPlan(pr, p)
+		if records != nil && !pr.json {
+			printRancherRecords(pr, records)
+		}
 	}
 	if co.dryRun {
 		return nil
+	}
+	if records != nil && records.Plan.OwnsRemoval() {
+		// A Cluster API Machine drains and deletes its node itself: drive
+		// the removal through it, not behind its back.
+		return applyRancherRecords(ctx, pr, records)
 	}
 	rep, err := r.Apply(ctx, p)
 	if rep == nil {
@@ -157,6 +179,27 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 		}{p, rep})
 	} else {
 		printClusterReport(pr, rep)
+	}
+	if err != nil || rep.Failed() {
+		return withCode(ExitResidue, errSilent)
+	}
+	if records != nil {
+		return applyRancherRecords(ctx, pr, records)
+	}
+	return nil
+}
+
+// applyRancherRecords removes the node's record from Rancher's local
+// cluster and reports it.
+func applyRancherRecords(ctx context.Context, pr *printer, records *RancherRecords) error {
+	rep, err := records.Apply(ctx)
+	if rep == nil {
+		return withCode(ExitError, err)
+	}
+	if pr.json {
+		pr.writeJSON(rep)
+	} else {
+		printRancherReport(pr, rep)
 	}
 	if err != nil || rep.Failed() {
 		return withCode(ExitResidue, errSilent)

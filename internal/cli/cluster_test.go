@@ -1,16 +1,13 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -29,32 +26,6 @@ func TestMain(m *testing.M) {
 
 // runCluster runs drain/remove as Main would, on a root of their own (the
 // commands are wired into the real root in cli.go).
-func runClusterCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	s := Streams{In: strings.NewReader(""), Out: &out, Err: &errb}
-	g := &globalOptions{}
-	root := &cobra.Command{Use: "nodereset", SilenceUsage: true, SilenceErrors: true}
-	g.bind(root)
-	root.AddCommand(newDrainCommand(g, s), newRemoveCommand(g, s))
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
-	code := ExitOK
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-		if ee.err != errSilent {
-			errb.WriteString("error: " + ee.err.Error() + "\n")
-		}
-	case err != nil:
-		code = ExitError
-		errb.WriteString("error: " + err.Error() + "\n")
-	}
-	return code, out.String(), errb.String()
-}
 
 // versions are the resourceVersions of the node, its Lease and its pods.
 func versions(t *testing.T, c kubernetes.Interface, node, ns string) map[string]string {
@@ -120,7 +91,7 @@ func TestClusterCommands(t *testing.T) {
 		{"bad --on-timeout", []string{"drain", node, "--kubeconfig", admin, "--on-timeout", "wait"}, ExitError, "use fail, force-delete or skip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := runClusterCLI(t, tc.args...)
+			code, out, errOut := runCLI(t, tc.args...)
 			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 				t.Fatalf("exit %d (want %d), want %q in:\n%s\n%s", code, tc.code, tc.want, out, errOut)
 			}
@@ -128,7 +99,7 @@ func TestClusterCommands(t *testing.T) {
 		})
 	}
 	t.Run("remove an unreachable node", func(t *testing.T) {
-		code, out, errOut := runClusterCLI(t, "remove", node, "--kubeconfig", admin, "--force", "--unreachable-after", "1m", "--volume-detach-timeout", "5s")
+		code, out, errOut := runCLI(t, "remove", node, "--kubeconfig", admin, "--force", "--unreachable-after", "1m", "--volume-detach-timeout", "5s")
 		if code != ExitOK || !strings.Contains(out, "done     delete node") || !strings.Contains(out, "nodereset reset") {
 			t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
 		}
