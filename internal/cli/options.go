@@ -115,6 +115,9 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 			prof = profile.Merge(prof, saved)
 		}
 	}
+	if err := prof.CheckShared(); err != nil {
+		return nil, withCode(ExitError, err)
+	}
 	phases := profile.Phases(prof, profile.Options{
 		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
 		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,

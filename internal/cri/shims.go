@@ -138,6 +138,7 @@ func (r *runtime) shimPods(env *engine.Env, ep endpoint) ([]PodDetail, error) {
 		d := PodDetail{Endpoint: ep.HostPath, SandboxID: sbID, Namespace: spec[annSandboxNamespace],
 			Name: spec[annSandboxName], UID: spec[annSandboxUID], Kubelet: true, Shims: []Shim{s}}
 		if d.Name == "" {
+			// A container's bundle names its sandbox only by ID.
 			d.Namespace, d.Name = r.opts.Namespace, "sandbox-"+short(sbID)
 		}
 		byID[sbID] = len(out)
@@ -163,11 +164,28 @@ func (r *runtime) matchShim(h *host.Host, proc string, pid int, ep endpoint) (Sh
 		!sameSocketDir(proc, pid, args["address"], ep) {
 		return Shim{}, false
 	}
+	if !criCreated(readBundleSpec(proc, pid)) {
+		return Shim{}, false
+	}
 	st, err := readStat(proc, pid)
 	if err != nil || st.state == 'Z' {
 		return Shim{}, false
 	}
 	return Shim{PID: pid, StartTime: st.start, Exe: exe, ID: args["id"], Address: args["address"]}, true
+}
+
+// criCreated says whether a bundle's annotations show the CRI plugin made
+// it for the kubelet: a sandbox with its pod's name and namespace, or a
+// container of a sandbox. A task someone started in the k8s.io namespace by
+// hand (ctr, nerdctl) has none of them and is not the kubelet's.
+func criCreated(spec map[string]string) bool {
+	switch spec[annContainerType] {
+	case "sandbox":
+		return spec[annSandboxName] != "" && spec[annSandboxNamespace] != ""
+	case "container":
+		return spec[annSandboxID] != ""
+	}
+	return false
 }
 
 // readBundleSpec returns the OCI annotations of the bundle that is the

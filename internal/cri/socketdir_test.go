@@ -49,3 +49,27 @@ func TestSameSocketDir(t *testing.T) {
 		})
 	}
 }
+
+// TestCRICreated: only bundles the CRI plugin annotated are the kubelet's;
+// a task started by hand in the k8s.io namespace is not.
+func TestCRICreated(t *testing.T) {
+	tests := []struct {
+		name string
+		spec map[string]string
+		want bool
+	}{
+		{"sandbox", map[string]string{annContainerType: "sandbox", annSandboxName: "web", annSandboxNamespace: "default"}, true},
+		{"container", map[string]string{annContainerType: "container", annSandboxID: "abc"}, true},
+		{"sandbox without its pod", map[string]string{annContainerType: "sandbox"}, false},
+		{"container without its sandbox", map[string]string{annContainerType: "container"}, false},
+		{"nerdctl task", map[string]string{"nerdctl/name": "mine"}, false},
+		{"no spec", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := criCreated(tc.spec); got != tc.want {
+				t.Errorf("criCreated = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,10 @@
 package paths
 
 import (
+	"strings"
+
+	"github.com/nodereset/nodereset/internal/mounts"
+
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +34,15 @@ func (k *Kind) apply(env *engine.Env, it plan.Item) error {
 		return fmt.Errorf("refusing %s: %w", it.Target, err)
 	}
 	full := env.Host.Path(it.Target)
+	// A process still working below the path (an etcd that survived its
+	// kill, a kubelet outside systemd's reach) would write into what is
+	// being copied to the backup or removed: a torn backup, or files pulled
+	// from under it. Refuse; a rerun once it is stopped finishes the job.
+	if hs, err := mounts.Holders(env.Host.Proc(), full); err != nil {
+		return fmt.Errorf("%s: look for processes using it: %w", it.Target, err)
+	} else if len(hs) > 0 {
+		return fmt.Errorf("%s is in use by %s; stop it and run reset again (nothing was changed there)", it.Target, holderList(hs))
+	}
 	var dst string
 	if it.Action == plan.ActionBackupRemove || it.Action == plan.ActionBackupEmpty {
 		if env.BackupDir == "" {
@@ -77,4 +90,15 @@ func (k *Kind) spec(target string) (Spec, bool) {
 		}
 	}
 	return Spec{}, false
+}
+
+func holderList(hs []mounts.Holder) string {
+	var b strings.Builder
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(h.String())
+	}
+	return b.String()
 }

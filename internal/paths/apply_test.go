@@ -3,7 +3,9 @@ package paths
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +98,42 @@ func TestApplyUnknownTarget(t *testing.T) {
 	}
 	if _, err := os.Stat(env.Host.Path("/etc/kubernetes/admin.conf")); err != nil {
 		t.Errorf("removed a path no spec names: %v", err)
+	}
+}
+
+// TestApplyRefusesPathInUse: a process working below a path (an etcd that
+// survived) keeps the path whole; once it is gone a rerun removes it.
+func TestApplyRefusesPathInUse(t *testing.T) {
+	env := newEnv(t, kubeFiles)
+	dir := env.Host.Path("/var/lib/etcd/member")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("sleep", "60")
+	holder.Dir = dir
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+
+	k := New(Options{Specs: []Spec{{Path: "/var/lib/etcd", Action: plan.ActionEmpty}}})
+	it := plan.Item{Kind: plan.KindPath, Target: "/var/lib/etcd", Action: plan.ActionEmpty}
+	rec := &recorder{}
+	k.Apply(context.Background(), env, []plan.Item{it}, rec)
+	if err := rec.done[it.Key()]; err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", holder.Process.Pid)) {
+		t.Fatalf("want a refusal naming pid %d, got %v", holder.Process.Pid, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("path in use was changed: %v", err)
+	}
+	_ = holder.Process.Kill()
+	_ = holder.Wait()
+	rec = &recorder{}
+	k.Apply(context.Background(), env, []plan.Item{it}, rec)
+	if err := rec.done[it.Key()]; err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("rerun left %s: %v", dir, err)
 	}
 }

@@ -5,6 +5,9 @@
 package profile
 
 import (
+	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/nodereset/nodereset/internal/paths"
@@ -127,4 +130,48 @@ func hasSpec(specs []paths.Spec, p string) bool {
 		}
 	}
 	return false
+}
+
+// sharedDirs hold other software's state besides Kubernetes'. A profile
+// whose kubelet root, manifest dir, mount root or owned path is one of them
+// (a kubelet run with --root-dir=/var/lib, an etcd data dir of /data) would
+// empty or unmount the host's own; such a profile is refused.
+var sharedDirs = map[string]bool{
+	"/var/lib": true, "/var/log": true, "/var/run": true, "/var/cache": true, "/var/spool": true,
+	"/usr/lib": true, "/usr/local": true, "/usr/local/bin": true, "/usr/local/lib": true, "/usr/bin": true,
+	"/etc/systemd": true, "/etc/systemd/system": true, "/etc/default": true, "/etc/cni": true,
+	"/var/lib/rancher": true, "/etc/rancher": true, "/var/lib/docker": true, "/var/lib/containerd": true,
+	"/run/containerd": true, "/opt/cni": true, "/home": true,
+}
+
+// IsShared says whether dir is the root, a top-level directory (/var,
+// /data, /srv ...) or a known shared directory.
+func IsShared(dir string) bool {
+	dir = filepath.Clean(dir)
+	return strings.Count(dir, "/") <= 1 || sharedDirs[dir]
+}
+
+// CheckShared refuses a profile that would empty, unmount below or remove a
+// shared directory; the error names the path and where it came from.
+func (p Profile) CheckShared() error {
+	check := func(what, dir string) error {
+		if dir != "" && IsShared(dir) {
+			return fmt.Errorf("%s %s of profile %s is a shared directory: nodereset will not empty or unmount it; check the distribution's configuration (for the kubelet: --root-dir)", what, dir, p.Name)
+		}
+		return nil
+	}
+	errs := []error{check("kubelet root dir", p.KubeletRoot)}
+	for _, d := range p.StaticPodDirs {
+		errs = append(errs, check("static pod dir", d))
+	}
+	for _, d := range p.MountRoots {
+		errs = append(errs, check("mount root", d))
+	}
+	for _, s := range p.Paths {
+		errs = append(errs, check("owned path", s.Path))
+	}
+	for _, d := range append(append([]string{}, p.RuntimeStateDirs...), p.CNIStateDirs...) {
+		errs = append(errs, check("state dir", d))
+	}
+	return errors.Join(errs...)
 }

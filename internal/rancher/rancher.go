@@ -108,7 +108,16 @@ func IsRancherFinalizer(f string) bool { return keyDomain(f) == "controller.catt
 
 // IsRancherGroup says whether an API group is Rancher's: cattle.io or a
 // subdomain of it (management.cattle.io, fleet.cattle.io); not
-// "notcattle.io" nor "cattle.io.example.com".
+// "notcattle.io" nor "cattle.io.example.com", and not the groups K3s and
+// RKE2 ship themselves (their HelmCharts and Addons own CoreDNS, Traefik,
+// metrics-server; deleting the CRDs would uninstall those).
 func IsRancherGroup(group string) bool {
+	if distributionGroups[group] {
+		return false
+	}
 	return group == "cattle.io" || strings.HasSuffix(group, ".cattle.io")
 }
+
+// distributionGroups are *.cattle.io groups that belong to K3s/RKE2 and the
+// system-upgrade-controller, not to Rancher.
+var distributionGroups = map[string]bool{"helm.cattle.io": true, "k3s.cattle.io": true, "upgrade.cattle.io": true}

@@ -63,6 +63,7 @@ func TestRancherKeys(t *testing.T) {
 	}{
 		{"cattle.io", true}, {"management.cattle.io", true}, {"fleet.cattle.io", true},
 		{"notcattle.io", false}, {"cattle.io.example.com", false}, {"example.com", false}, {"", false},
+		{"helm.cattle.io", false}, {"k3s.cattle.io", false}, {"upgrade.cattle.io", false},
 	} {
 		t.Run("group "+tc.group, func(t *testing.T) {
 			if got := IsRancherGroup(tc.group); got != tc.want {

@@ -57,9 +57,6 @@ func plantK3s(b *builder, l k3sLayout, pods int) {
 	b.unit("/etc/systemd/system/k3s.service", k3sUnit)
 	b.file("/etc/systemd/system/k3s.service.env", "K3S_TOKEN=secret\n", 0o600)
 	b.expect(plan.KindService, "k3s.service")
-	// The shim k3sProcs starts outlives the runtime (nothing serves the
-	// socket): the pod kind finds it by its flags, named after its id.
-	b.expect(plan.KindPod, "k8s.io/sandbox-abc")
 	cfg := "write-kubeconfig-mode: \"0644\"\n"
 	if l.custom {
 		cfg += "data-dir: /var/lib/rancher/not-this-one\n"
