@@ -145,7 +145,7 @@ func TestCleanupImportedCluster(t *testing.T) {
 	d := downstream(t, ds, clustertest.AdminToken)
 	ctx := context.Background()
 	o := DefaultCleanupOptions()
-	o.CRDs, o.NamespaceTimeout, o.PollInterval = true, 30*time.Second, 100*time.Millisecond
+	o.CRDs, o.NamespaceTimeout, o.PollInterval = true, 90*time.Second, 100*time.Millisecond
 
 	before := snapshot(t, d)
 	p, err := PlanCleanup(ctx, d, o)
