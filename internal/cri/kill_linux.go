@@ -54,7 +54,10 @@ func (r *runtime) killShims(ctx context.Context, env *engine.Env, shims []Shim) 
 	if self, err := os.Readlink(proc + "/self"); err != nil || self != fmt.Sprint(os.Getpid()) {
 		return ErrOtherPIDNamespace
 	}
-	tree, err := children(proc)
+	// The start times pin each process to the one the tree was read from:
+	// a child that exits and whose PID is reused before its pidfd is open
+	// is not signalled.
+	tree, starts, err := children(proc)
 	if err != nil {
 		return err
 	}
@@ -74,7 +77,7 @@ func (r *runtime) killShims(ctx context.Context, env *engine.Env, shims []Shim) 
 		}
 		heads = append(heads, p)
 		for _, c := range descendants(tree, s.PID) {
-			if cp, err := pin(proc, c, 0); err == nil && cp != nil {
+			if cp, err := pin(proc, c, starts[c]); err == nil && cp != nil {
 				kids = append(kids, cp)
 			}
 		}

@@ -229,7 +229,7 @@ func shimsOf(t *testing.T, ns string) []int {
 
 func mustChildren(t *testing.T) map[int][]int {
 	t.Helper()
-	m, err := children("/proc")
+	m, _, err := children("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}

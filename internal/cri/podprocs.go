@@ -17,7 +17,7 @@ func (k *Pods) PodProcesses(env *engine.Env) (map[int]bool, error) {
 	if lerr != nil {
 		return nil, errors.Join(err, lerr)
 	}
-	tree, terr := children(proc)
+	tree, _, terr := children(proc)
 	if terr != nil {
 		return nil, errors.Join(err, terr)
 	}

@@ -263,12 +263,13 @@ func listPIDs(proc string) ([]int, error) {
 }
 
 // children maps each PID to its children, from one pass over procfs.
-func children(proc string) (map[int][]int, error) {
+func children(proc string) (map[int][]int, map[int]uint64, error) {
 	pids, err := listPIDs(proc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := map[int][]int{}
+	starts := map[int]uint64{}
 	for _, pid := range pids {
 		st, err := readStat(proc, pid)
 		if err != nil {
@@ -278,8 +279,9 @@ func children(proc string) (map[int][]int, error) {
 			continue // a process that exits mid-read has no children to kill
 		}
 		m[st.ppid] = append(m[st.ppid], pid)
+		starts[pid] = st.start
 	}
-	return m, nil
+	return m, starts, nil
 }
 
 // descendants lists every process below pid, parents before children.

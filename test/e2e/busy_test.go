@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nodereset/nodereset/internal/mounts"
 	"github.com/nodereset/nodereset/internal/sandbox"
 	"github.com/nodereset/nodereset/pkg/plan"
+	"golang.org/x/sys/unix"
 )
 
 // TestBusyMount: a volume mount held by a process that is not Kubernetes'
@@ -53,6 +53,11 @@ func TestBusyMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sleeperFD, err := unix.PidfdOpen(sleeper, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sleeperFD)
 	inside := nsPID(t, sleeper)
 
 	r := nodereset(t, n, append([]string{"reset", "--yes"}, fast...)...)
@@ -80,7 +85,7 @@ func TestBusyMount(t *testing.T) {
 	checkDecoys(t, n)
 
 	// nsenter forked the shell into the sandbox: kill the sleeper itself.
-	if err := syscall.Kill(sleeper, syscall.SIGKILL); err != nil {
+	if err := unix.PidfdSendSignal(sleeperFD, unix.SIGKILL, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	_ = holder.Wait()

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nodereset/nodereset/internal/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 // TestResetKilledAndRerun kills reset with SIGKILL at random points, then
@@ -108,6 +108,12 @@ func killWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) boo
 	if err != nil {
 		t.Fatalf("find nodereset under nsenter: %v", err)
 	}
+	// Pinned at once: if nodereset exits first, its PID may be reused.
+	pidfd, err := unix.PidfdOpen(child, 0)
+	if err != nil {
+		t.Fatalf("pidfd of nodereset %d: %v", child, err)
+	}
+	defer unix.Close(pidfd)
 	tick := time.NewTicker(200 * time.Microsecond)
 	defer tick.Stop()
 	for !when.ready() {
@@ -117,7 +123,7 @@ func killWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) boo
 		case <-tick.C:
 		}
 	}
-	if err := syscall.Kill(child, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
 		t.Fatalf("kill nodereset: %v", err)
 	}
 	<-done
