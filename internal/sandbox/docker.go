@@ -147,6 +147,12 @@ func stopDocker(cmd *exec.Cmd, cgroup string) {
 	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroup))
 	uni, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/unified", cgroup))
 	dirs = append(dirs, uni...)
+	// On a cgroup v2 host the hierarchy is /sys/fs/cgroup itself.
+	if v2 := filepath.Join("/sys/fs/cgroup", cgroup); filepath.Clean(v2) != "/sys/fs/cgroup" {
+		if _, err := os.Stat(filepath.Join(v2, "cgroup.procs")); err == nil {
+			dirs = append(dirs, v2)
+		}
+	}
 	for try := 0; try < 50; try++ {
 		left := 0
 		for _, d := range dirs {

@@ -152,7 +152,15 @@ func (c *Containerd) RunDecoy(ctx context.Context, ns, id, cgroup string) error 
 // With the cgroupfs driver on cgroup v1 they are global to the machine, so
 // a test must leave none behind.
 func RemoveCgroups(parent string) error {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", strings.TrimPrefix(parent, "/")))
+	rel := strings.Trim(filepath.Clean("/"+parent), "/")
+	if rel == "" {
+		return errors.New("remove cgroups: empty cgroup parent")
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", rel))
+	// On a cgroup v2 host the hierarchy is /sys/fs/cgroup itself.
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", rel, "cgroup.procs")); err == nil {
+		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", rel))
+	}
 	var errs []error
 	for _, d := range dirs {
 		var all []string
