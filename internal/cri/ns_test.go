@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"github.com/nodereset/nodereset/internal/procs"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -211,7 +213,7 @@ func TestRuntimeDownKillsOnlyKubernetesShims(t *testing.T) {
 // shimsOf lists the running shims of a containerd namespace.
 func shimsOf(t *testing.T, ns string) []int {
 	t.Helper()
-	pids, err := listPIDs("/proc")
+	pids, err := procs.ListPIDs("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"github.com/nodereset/nodereset/internal/procs"
+
 	"errors"
 
 	"github.com/nodereset/nodereset/pkg/engine"
@@ -13,7 +15,7 @@ func (k *Pods) PodProcesses(env *engine.Env) (map[int]bool, error) {
 	eps, err := k.r.endpoints(env.Host)
 	errs := []error{err}
 	proc := env.Host.Proc()
-	pids, lerr := listPIDs(proc)
+	pids, lerr := procs.ListPIDs(proc)
 	if lerr != nil {
 		return nil, errors.Join(err, lerr)
 	}

@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"github.com/nodereset/nodereset/internal/procs"
+
 	"golang.org/x/sys/unix"
 
 	"encoding/json"
@@ -115,7 +117,7 @@ func sameSocketDir(proc string, pid int, address string, ep endpoint) bool {
 // endpoint ep and groups them by pod sandbox.
 func (r *runtime) shimPods(env *engine.Env, ep endpoint) ([]PodDetail, error) {
 	proc := env.Host.Proc()
-	pids, err := listPIDs(proc)
+	pids, err := procs.ListPIDs(proc)
 	if err != nil {
 		return nil, err
 	}
@@ -248,23 +250,9 @@ func parseStat(s string) (procStat, error) {
 	return procStat{state: f[0][0], ppid: ppid, start: start}, nil
 }
 
-func listPIDs(proc string) ([]int, error) {
-	ents, err := os.ReadDir(proc)
-	if err != nil {
-		return nil, fmt.Errorf("list processes in %s: %w", proc, err)
-	}
-	var pids []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
-}
-
 // children maps each PID to its children, from one pass over procfs.
 func children(proc string) (map[int][]int, map[int]uint64, error) {
-	pids, err := listPIDs(proc)
+	pids, err := procs.ListPIDs(proc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -114,7 +114,7 @@ func (k *Kind) targets(env *engine.Env) []exeTarget {
 // Discover implements engine.Kind. It only reads procfs.
 func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, error) {
 	proc := env.Host.Proc()
-	pids, err := listPIDs(proc)
+	pids, err := ListPIDs(proc)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ type Listener struct {
 // namespace's socket table is read once, through the first of its processes
 // that can still be read. Processes that exit during the scan are skipped.
 func Listeners(proc string, ports []int) ([]Listener, error) {
-	pids, err := listPIDs(proc)
+	pids, err := ListPIDs(proc)
 	if err != nil {
 		return nil, err
 	}

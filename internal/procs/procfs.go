@@ -27,8 +27,8 @@ type procStat struct {
 	StartTime uint64 // clock ticks after boot; with the PID it names one process
 }
 
-// listPIDs returns the numeric entries of a procfs directory.
-func listPIDs(proc string) ([]int, error) {
+// ListPIDs returns the numeric entries of a procfs directory.
+func ListPIDs(proc string) ([]int, error) {
 	ents, err := os.ReadDir(proc)
 	if err != nil {
 		return nil, fmt.Errorf("list processes in %s: %w", proc, err)
