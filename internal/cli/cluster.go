@@ -255,12 +255,7 @@ func printClusterReport(pr *printer, rep *cluster.Report) {
 		}
 		fmt.Fprintf(pr.out, "  %-8s %-21s %s\n", s.Status, s.Name, msg)
 	}
-	if len(rep.Todo) > 0 {
-		fmt.Fprintln(pr.out, "Still to do:")
-		for _, t := range rep.Todo {
-			fmt.Fprintf(pr.out, "  - %s\n", t)
-		}
-	}
+	pr.todo(rep.Todo)
 }
 
 // clusterProgress prints steps and drain progress to stderr: one updated

@@ -95,6 +95,17 @@ func (p *printer) verify(v *engine.VerifyReport) {
 	}
 }
 
+// todo lists what the operator must still do after a cluster-side run.
+func (p *printer) todo(items []string) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintln(p.out, "Still to do:")
+	for _, t := range items {
+		fmt.Fprintf(p.out, "  - %s\n", t)
+	}
+}
+
 func (p *printer) progress() engine.Observer { return &progress{p: p} }
 
 // progress prints a line per phase and one per failure as they happen, so

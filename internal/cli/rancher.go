@@ -303,12 +303,7 @@ func printRancherReport(pr *printer, rep *rancher.Report) {
 		}
 		fmt.Fprintf(pr.out, "  %-7s %s: %s\n", r.Status, r.Object, msg)
 	}
-	if len(rep.Remaining) > 0 {
-		fmt.Fprintln(pr.out, "Still to do:")
-		for _, t := range rep.Remaining {
-			fmt.Fprintf(pr.out, "  - %s\n", t)
-		}
-	}
+	pr.todo(rep.Remaining)
 }
 
 // RancherRecords is the hook of 'nodereset remove NODE --rancher-kubeconfig

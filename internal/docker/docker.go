@@ -141,6 +141,11 @@ func (k *Kind) list(ctx context.Context, s socket) ([]container.Summary, error) 
 		return nil, err
 	}
 	defer c.Close()
+	return listAll(ctx, c, s)
+}
+
+// listAll returns every container of a connected daemon, running or not.
+func listAll(ctx context.Context, c api, s socket) ([]container.Summary, error) {
 	r, err := c.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, &SocketError{Socket: s.host, Err: fmt.Errorf("list containers: %w", err)}

@@ -70,15 +70,15 @@ func (k *Images) discover(ctx context.Context, s socket) ([]plan.Item, error) {
 		return nil, err
 	}
 	defer c.Close()
-	cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true})
+	cs, err := listAll(ctx, c, s)
 	if err != nil {
-		return nil, &SocketError{Socket: s.host, Err: fmt.Errorf("list containers: %w", err)}
+		return nil, err
 	}
 	is, err := c.ImageList(ctx, client.ImageListOptions{})
 	if err != nil {
 		return nil, &SocketError{Socket: s.host, Err: fmt.Errorf("list images: %w", err)}
 	}
-	return selectImages(s.host, cs.Items, is.Items, k.opts.AllContainers), nil
+	return selectImages(s.host, cs, is.Items, k.opts.AllContainers), nil
 }
 
 // selectImages returns the images used by owned containers and by no
