@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/plan"
@@ -107,7 +108,8 @@ func (k *kinds) apply(ctx context.Context, env *engine.Env, w *work, rec engine.
 			del[tc] = true
 		}
 	}
-	blocked := keepReferenced(withoutRules(tables, gone), del)
+	blocked := keepFilledAdmin(tables, del)
+	maps.Copy(blocked, keepReferenced(withoutRules(tables, gone), del))
 	var chains []chainWork
 	for _, c := range w.chains {
 		tc := tableChain{c.d.Table, c.d.Chain}
@@ -258,7 +260,9 @@ func withoutRules(tables map[string]Table, gone map[ruleKey]int) map[string]Tabl
 
 // script is, per table in first-seen order, "-D" of every rule, then "-F"
 // of every chain (owned chains jump to each other, so all are emptied
-// before the first -X), then "-X" of each, and one COMMIT.
+// before the first -X), then "-X" of each, and one COMMIT. AdminChain is
+// never flushed: if someone filled it since the plan, its -X fails the
+// table's commit, and the fallback read keeps it.
 func script(rules []ruleWork, chains []chainWork) []byte {
 	type tbl struct{ dels, chains []string }
 	var order []string
@@ -288,7 +292,9 @@ func script(rules []ruleWork, chains []chainWork) []byte {
 			fmt.Fprintf(&s, "-D %s\n", d)
 		}
 		for _, c := range t.chains {
-			fmt.Fprintf(&s, "-F %s\n", c)
+			if c != AdminChain {
+				fmt.Fprintf(&s, "-F %s\n", c)
+			}
 		}
 		for _, c := range t.chains {
 			fmt.Fprintf(&s, "-X %s\n", c)

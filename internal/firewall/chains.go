@@ -22,11 +22,9 @@ func (k *ChainKind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item,
 	var items []plan.Item
 	for _, s := range snaps {
 		for _, t := range s.tables {
+			owned := t.ownedChains()
 			for _, c := range t.Chains {
-				if c.Builtin() {
-					continue
-				}
-				owner, ok := OwnedChain(c.Name)
+				owner, ok := owned[c.Name]
 				if !ok {
 					continue
 				}
@@ -60,6 +58,17 @@ type ChainInUseError struct {
 
 func (e *ChainInUseError) Error() string {
 	return fmt.Sprintf("chain %s is still referenced by %q, which is not Kubernetes': remove that rule, then run reset again", e.Chain, e.Rule)
+}
+
+// AdminChainError says why AdminChain was left although planned: rules
+// were added to it after the plan, and those are the administrator's.
+type AdminChainError struct {
+	Table string
+	Rules int
+}
+
+func (e *AdminChainError) Error() string {
+	return fmt.Sprintf("chain %s (table %s) now holds %d rules an administrator added after the plan: kept; run plan again", AdminChain, e.Table, e.Rules)
 }
 
 type tableChain struct{ table, chain string }
@@ -96,6 +105,29 @@ func keepReferenced(tables map[string]Table, del map[tableChain]bool) map[tableC
 					changed = true
 				}
 			}
+		}
+	}
+	return blocked
+}
+
+// keepFilledAdmin takes AdminChain out of del in every table where it
+// holds rules now (before keepReferenced: those rules then count).
+func keepFilledAdmin(tables map[string]Table, del map[tableChain]bool) map[tableChain]error {
+	blocked := map[tableChain]error{}
+	for name, t := range tables {
+		tc := tableChain{name, AdminChain}
+		if !del[tc] {
+			continue
+		}
+		n := 0
+		for _, r := range t.Rules {
+			if r.Chain == AdminChain {
+				n++
+			}
+		}
+		if n > 0 {
+			delete(del, tc)
+			blocked[tc] = &AdminChainError{Table: name, Rules: n}
 		}
 	}
 	return blocked

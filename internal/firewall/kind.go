@@ -4,11 +4,12 @@
 //
 // It reads each backend×family with one *-save, decides by exact identity:
 // a user-defined chain is owned by its name's owner prefix (KUBE-, CNI-,
-// FLANNEL-, cali-, CILIUM_, RKE2-CILIUM-, WEAVE-...); a rule in any other
-// chain (built-in, Docker's, the user's) is owned when it jumps to an owned
-// chain, carries an owner's exact comment ("flanneld masq"), matches an
-// owned ipset, or has the exact shape of flannel's comment-less masquerade
-// rules for the cluster network. It applies both kinds' items together,
+// FLANNEL-, cali-, CILIUM_, RKE2-CILIUM-, WEAVE-...), except the CNI
+// firewall plugin's CNI-ADMIN once an administrator put rules in it; a
+// rule in any other chain (built-in, Docker's, the user's) is owned when
+// it jumps to an owned chain, carries an owner's exact comment ("flanneld
+// masq"), matches an owned ipset, or has the exact shape of flannel's
+// comment-less masquerade rules for the cluster network. It applies both kinds' items together,
 // one `iptables-restore --noflush` per backend×family: explicit -D of the
 // owned rules, -F of every owned chain, then -X of each, one COMMIT per
 // table (the nft backend's chains go through nf_tables netlink instead).
@@ -197,11 +198,22 @@ func foreignChain(_ string, c Chain) bool {
 
 func noRules(string, Chain) bool { return false }
 
-// ownedChains is the set of a table's owned user-defined chains.
+// withAdmin also wants AdminChain's rules, on which its ownership depends.
+func withAdmin(want wantRules) wantRules {
+	return func(table string, c Chain) bool { return c.Name == AdminChain || want(table, c) }
+}
+
+// ownedChains is the set of a table's owned user-defined chains, with
+// their owners. AdminChain counts only while it holds no rule (read
+// always reads its rules).
 func (t Table) ownedChains() map[string]string {
+	filled := false
+	for _, r := range t.Rules {
+		filled = filled || r.Chain == AdminChain
+	}
 	m := map[string]string{}
 	for _, c := range t.Chains {
-		if c.Builtin() {
+		if c.Builtin() || c.Name == AdminChain && filled {
 			continue
 		}
 		if owner, ok := OwnedChain(c.Name); ok {

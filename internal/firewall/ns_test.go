@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -268,6 +269,69 @@ func TestApplyRuleVanished(t *testing.T) {
 	}
 	if s := state(t); strings.Contains(s, "KUBE-A") || !strings.Contains(s, ":KUBE-B") {
 		t.Errorf("after apply:\n%s", s)
+	}
+}
+
+// TestAdminChain: the CNI firewall plugin's CNI-ADMIN is the CNI's while
+// empty and the administrator's once it holds a rule. Planned empty and
+// filled before apply, it stays with its rule in both backends (the legacy
+// fast path never flushes it: its -X fails the commit), while the chains
+// planned with it go.
+func TestAdminChain(t *testing.T) {
+	if !testns.Enter(t, testns.Mount|testns.Net) {
+		return
+	}
+	env := nsSetup(t)
+	env.BackupDir = ""
+	backends := []Backend{{"ip4", "nft"}, {"ip4", "legacy"}}
+	for _, b := range backends {
+		load(t, b, "*filter\n:CNI-FORWARD - [0:0]\n:CNI-ADMIN - [0:0]\n-A FORWARD -j CNI-FORWARD\n-A CNI-FORWARD -j CNI-ADMIN\nCOMMIT\n")
+	}
+	kinds := New(Options{Backends: backends})
+	rulesK, chainsK := kinds[0], kinds[1]
+	ruleItems, err := rulesK.Discover(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainItems, err := chainsK.Discover(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := targets(chainItems); len(got) != 4 || !got["ip4/legacy filter CNI-ADMIN"] || !got["ip4/nft filter CNI-ADMIN"] {
+		t.Fatalf("an empty CNI-ADMIN is the plugin's: chains %v", chainItems)
+	}
+	const admin = "-A CNI-ADMIN -s 192.0.2.7/32 -j DROP"
+	for _, b := range backends {
+		load(t, b, "*filter\n"+admin+"\nCOMMIT\n")
+	}
+	rec := newRecorder()
+	rulesK.Apply(context.Background(), env, ruleItems, rec)
+	rec.check(t, ruleItems)
+	rec = newRecorder()
+	chainsK.Apply(context.Background(), env, chainItems, rec)
+	for _, it := range chainItems {
+		errs := rec.done[it.Key()]
+		var ae *AdminChainError
+		isAdmin := strings.HasSuffix(it.Target, " CNI-ADMIN")
+		if len(errs) != 1 || errors.As(errs[0], &ae) != isAdmin || (!isAdmin && errs[0] != nil) {
+			t.Errorf("%s: %v", it.Target, errs)
+		}
+	}
+	for _, b := range backends {
+		out, err := exec.Command(b.tool(), "-t", "filter", "-S").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s -S: %v\n%s", b, err, out)
+		}
+		if s := string(out); !strings.Contains(s, admin) || strings.Contains(s, "CNI-FORWARD") {
+			t.Errorf("%s after apply:\n%s", b, s)
+		}
+	}
+	// Planned again, the filled chain is not Kubernetes' any more.
+	if left, err := chainsK.Discover(context.Background(), env); err != nil || len(left) != 0 {
+		t.Errorf("chains after apply: %v (%v)", left, err)
+	}
+	if left, err := rulesK.Discover(context.Background(), env); err != nil || len(left) != 0 {
+		t.Errorf("rules after apply: %v (%v)", left, err)
 	}
 }
 

@@ -41,6 +41,13 @@ func OwnedChain(name string) (owner string, ok bool) {
 	return "", false
 }
 
+// AdminChain is the chain the CNI firewall plugin creates for the
+// administrator's own rules (its iptablesAdminChainName default) and that
+// CNI-FORWARD jumps to first; the plugin never writes to it. Created by the
+// CNI but filled by a person, it is owned only while it is empty: a filled
+// one stays, and its rules are judged like those of any chain that stays.
+const AdminChain = "CNI-ADMIN"
+
 // ownerComments are the exact comments of rules their owners place in
 // built-in chains without jumping to a chain of their own: flannel's
 // masquerade and forward rules (k3s#5001) and kube-proxy's and kubelet's

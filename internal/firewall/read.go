@@ -24,8 +24,10 @@ type wantRules func(table string, c Chain) bool
 // with one `iptables-nft -t T -S C` per wanted chain for rules: measured
 // on 10,000 Services (70k lines), iptables-nft-save takes 3.3 s because it
 // decodes every rule, listing the chains 0.07 s and -S of a built-in chain
-// a few ms. ok is false when the backend is not there at all.
+// a few ms. AdminChain's rules are read whatever want says. ok is false
+// when the backend is not there at all.
 func read(ctx context.Context, o Options, b Backend, want wantRules) (tables []Table, ok bool, err error) {
+	want = withAdmin(want)
 	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	if b.Name == "legacy" {
