@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -83,10 +82,10 @@ func (k *Pods) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	}
 	byWave := [2][]parsed{}
 	for _, it := range items {
-		d, err := detailOf[PodDetail](it)
-		if err != nil || d.SandboxID == "" {
+		d, ok := plan.DetailAs[PodDetail](it)
+		if !ok || d.SandboxID == "" {
 			rec.Start(it)
-			rec.Done(it, fmt.Errorf("pod item without its sandbox ID (%v): run plan again", err))
+			rec.Done(it, fmt.Errorf("pod %s: item without its sandbox ID: run plan again", it.Target))
 			continue
 		}
 		w := wave(d)
@@ -183,9 +182,9 @@ func (k *Containers) Apply(ctx context.Context, env *engine.Env, items []plan.It
 }
 
 func (r *runtime) removeContainer(ctx context.Context, env *engine.Env, cs *conns, it plan.Item) error {
-	d, err := detailOf[ContainerDetail](it)
-	if err != nil || d.ContainerID == "" {
-		return fmt.Errorf("container %s: item without its container ID (%v): run plan again", it.Target, err)
+	d, ok := plan.DetailAs[ContainerDetail](it)
+	if !ok || d.ContainerID == "" {
+		return fmt.Errorf("container %s: item without its container ID: run plan again", it.Target)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Grace+r.opts.PodTimeout)
 	defer cancel()
@@ -223,29 +222,4 @@ func parallel(n, limit int, fn func(i int)) {
 		})
 	}
 	wg.Wait()
-}
-
-// detailOf returns an item's detail as built by Discover, or decoded from a
-// plan read back from JSON.
-func detailOf[T any](it plan.Item) (T, error) {
-	var d T
-	switch x := it.Detail.(type) {
-	case T:
-		return x, nil
-	case *T:
-		if x != nil {
-			return *x, nil
-		}
-		return d, nil
-	case nil:
-		return d, nil
-	}
-	b, err := json.Marshal(it.Detail)
-	if err == nil {
-		err = json.Unmarshal(b, &d)
-	}
-	if err != nil {
-		return d, fmt.Errorf("detail of %s: %w", it.Key(), err)
-	}
-	return d, nil
 }

@@ -181,9 +181,9 @@ func (k *Images) Apply(ctx context.Context, env *engine.Env, items []plan.Item, 
 	cs := k.r.newConns()
 	defer cs.close()
 	engine.ApplyEach(ctx, items, rec, func(it plan.Item) error {
-		d, err := detailOf[ImageDetail](it)
-		if err != nil || d.ID == "" || d.Endpoint == "" {
-			return fmt.Errorf("image %s: item without its image ID (%v): run plan again", it.Target, err)
+		d, ok := plan.DetailAs[ImageDetail](it)
+		if !ok || d.ID == "" || d.Endpoint == "" {
+			return fmt.Errorf("image %s: item without its image ID: run plan again", it.Target)
 		}
 		ctx, cancel := context.WithTimeout(ctx, k.r.opts.PodTimeout)
 		defer cancel()

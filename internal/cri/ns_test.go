@@ -1,9 +1,8 @@
 package cri
 
 import (
-	"github.com/nodereset/nodereset/internal/procs"
-
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nodereset/nodereset/internal/cri/critest"
 	"github.com/nodereset/nodereset/internal/netns"
+	"github.com/nodereset/nodereset/internal/procs"
 	"github.com/nodereset/nodereset/internal/testns"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
@@ -130,7 +130,9 @@ func TestRemovesKubeletPodsOnly(t *testing.T) {
 // TestRuntimeDownKillsOnlyKubernetesShims: containerd is killed with pods
 // running; the plan kills the k8s.io shims and their trees, the default
 // namespace's shim and container survive, the pods' netns go, and once
-// containerd is back a second plan removes the sandbox records.
+// containerd is back a second plan removes the sandbox records. The pods
+// are applied from the plan read back from JSON: the shims' PIDs and start
+// times must survive decoding.
 func TestRuntimeDownKillsOnlyKubernetesShims(t *testing.T) {
 	prereqs(t)
 	if !testns.Enter(t, testns.Mount|testns.Net|testns.PID) {
@@ -176,6 +178,7 @@ func TestRuntimeDownKillsOnlyKubernetesShims(t *testing.T) {
 	}
 	decoyKids := descendants(mustChildren(t), decoy[0])
 
+	ps = readBack(t, ps)
 	rec := newRecorder(t)
 	pods.Apply(ctx, env, ps, rec)
 	nk.Apply(ctx, env, nsItems, rec)
@@ -187,7 +190,7 @@ func TestRuntimeDownKillsOnlyKubernetesShims(t *testing.T) {
 		t.Errorf("default-namespace shim %v, want %v alive", got, decoy)
 	}
 	for _, k := range decoyKids {
-		if st, err := readStat("/proc", k); err != nil || st.state == 'Z' {
+		if st, err := procs.ReadStat("/proc", k); err != nil || st.State == 'Z' {
 			t.Errorf("decoy container process %d gone", k)
 		}
 	}
@@ -221,10 +224,28 @@ func shimsOf(t *testing.T, ns string) []int {
 	for _, pid := range pids {
 		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		st, err := readStat("/proc", pid)
-		if err == nil && st.state != 'Z' && IsShimExe(exe) && ShimFlags(strings.Split(string(b), "\x00"))["namespace"] == ns {
+		st, err := procs.ReadStat("/proc", pid)
+		if err == nil && st.State != 'Z' && IsShimExe(exe) && ShimFlags(strings.Split(string(b), "\x00"))["namespace"] == ns {
 			out = append(out, pid)
 		}
+	}
+	return out
+}
+
+// readBack returns items as a plan read back from JSON holds them: each
+// detail a decoded map.
+func readBack(t *testing.T, items []plan.Item) []plan.Item {
+	t.Helper()
+	b, err := json.Marshal(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []plan.Item
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out[0].Detail.(map[string]any); !ok {
+		t.Fatalf("detail read back as %T, want a map", out[0].Detail)
 	}
 	return out
 }

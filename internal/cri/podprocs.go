@@ -1,10 +1,9 @@
 package cri
 
 import (
-	"github.com/nodereset/nodereset/internal/procs"
-
 	"errors"
 
+	"github.com/nodereset/nodereset/internal/procs"
 	"github.com/nodereset/nodereset/pkg/engine"
 )
 

@@ -1,19 +1,16 @@
 package cri
 
 import (
-	"github.com/nodereset/nodereset/internal/procs"
-
-	"golang.org/x/sys/unix"
-
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/nodereset/nodereset/internal/procs"
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/host"
 )
@@ -169,11 +166,11 @@ func (r *runtime) matchShim(h *host.Host, proc string, pid int, ep endpoint) (Sh
 	if !criCreated(readBundleSpec(proc, pid)) {
 		return Shim{}, false
 	}
-	st, err := readStat(proc, pid)
-	if err != nil || st.state == 'Z' {
+	st, err := procs.ReadStat(proc, pid)
+	if err != nil || st.State == 'Z' {
 		return Shim{}, false
 	}
-	return Shim{PID: pid, StartTime: st.start, Exe: exe, ID: args["id"], Address: args["address"]}, true
+	return Shim{PID: pid, StartTime: st.StartTime, Exe: exe, ID: args["id"], Address: args["address"]}, true
 }
 
 // criCreated says whether a bundle's annotations show the CRI plugin made
@@ -216,40 +213,6 @@ func shimReason(d PodDetail, namespace string) string {
 		strings.Join(ids, ", "), namespace)
 }
 
-// procStat holds the fields of /proc/PID/stat needed here.
-type procStat struct {
-	state byte
-	ppid  int
-	start uint64
-}
-
-func readStat(proc string, pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseStat(string(b))
-}
-
-// parseStat parses /proc/PID/stat; the command name may hold spaces and
-// parentheses, so fields are counted after its last ')'.
-func parseStat(s string) (procStat, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, errors.New("stat has no ')' after the command name")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("stat has %d fields after the command name, want at least 20", len(f))
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return procStat{}, fmt.Errorf("stat fields: %w", err)
-	}
-	return procStat{state: f[0][0], ppid: ppid, start: start}, nil
-}
-
 // children maps each PID to its children, from one pass over procfs.
 func children(proc string) (map[int][]int, map[int]uint64, error) {
 	pids, err := procs.ListPIDs(proc)
@@ -259,15 +222,12 @@ func children(proc string) (map[int][]int, map[int]uint64, error) {
 	m := map[int][]int{}
 	starts := map[int]uint64{}
 	for _, pid := range pids {
-		st, err := readStat(proc, pid)
+		st, err := procs.ReadStat(proc, pid)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
 			continue // a process that exits mid-read has no children to kill
 		}
-		m[st.ppid] = append(m[st.ppid], pid)
-		starts[pid] = st.start
+		m[st.PPID] = append(m[st.PPID], pid)
+		starts[pid] = st.StartTime
 	}
 	return m, starts, nil
 }

@@ -80,31 +80,6 @@ func TestSameSocket(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		in        string
-		ppid      int
-		start     uint64
-		wantError bool
-	}{
-		{"42 (containerd-shim) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 10 0 12345 0 0", 1, 12345, false},
-		{"7 (a) b (c)) R 3 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0", 3, 99, false},
-		{"7 no paren", 0, 0, true},
-		{"7 (x) S 1 2", 0, 0, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in[:8], func(t *testing.T) {
-			st, err := parseStat(tc.in)
-			if (err != nil) != tc.wantError {
-				t.Fatalf("err %v", err)
-			}
-			if err == nil && (st.ppid != tc.ppid || st.start != tc.start) {
-				t.Errorf("got %+v", st)
-			}
-		})
-	}
-}
-
 func TestDescendants(t *testing.T) {
 	tree := map[int][]int{1: {10, 20}, 10: {11, 12}, 12: {13}, 20: {21}}
 	got := descendants(tree, 10)

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -35,30 +34,11 @@ var ErrNoDetail = errors.New("container item has no Docker container ID; run pla
 
 // detailOf recovers an item's Detail, also from a plan read back from JSON.
 func detailOf(it plan.Item) (Detail, error) {
-	var d Detail
-	switch x := it.Detail.(type) {
-	case Detail:
-		d = x
-	case *Detail:
-		d = *x
-	default:
-		if err := remarshal(x, &d); err != nil {
-			return d, fmt.Errorf("detail of %s: %w", it.Target, err)
-		}
-	}
-	if d.ID == "" || d.Socket == "" {
+	d, ok := plan.DetailAs[Detail](it)
+	if !ok || d.ID == "" || d.Socket == "" {
 		return d, ErrNoDetail
 	}
 	return d, nil
-}
-
-// remarshal decodes a detail that a JSON plan turned into a map.
-func remarshal(from, to any) error {
-	b, err := json.Marshal(from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, to)
 }
 
 // Apply implements engine.Kind: group after group (see Group), the

@@ -217,3 +217,39 @@ func TestImagesApply(t *testing.T) {
 		t.Errorf("without Images: %v %v", items, err)
 	}
 }
+
+func TestDetailOf(t *testing.T) {
+	d := Detail{Socket: "/run/docker.sock", ID: "abc", Name: "k8s_app"}
+	var fromJSON map[string]any
+	b, _ := json.Marshal(d)
+	if err := json.Unmarshal(b, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		detail any
+		noDet  bool
+	}{
+		{"value", d, false},
+		{"pointer", &d, false},
+		{"plan read back from JSON", fromJSON, false},
+		{"no detail", nil, true},
+		{"nil pointer", (*Detail)(nil), true},
+		{"without the ID", map[string]any{"name": "k8s_app", "socket": "/run/docker.sock"}, true},
+		{"does not decode", map[string]any{"id": 7}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := detailOf(plan.Item{Target: "docker:k8s_app", Detail: tc.detail})
+			if tc.noDet {
+				if !errors.Is(err, ErrNoDetail) {
+					t.Fatalf("detailOf = %+v, %v; want ErrNoDetail", got, err)
+				}
+				return
+			}
+			if err != nil || got.ID != d.ID || got.Socket != d.Socket || got.Name != d.Name {
+				t.Fatalf("detailOf = %+v, %v; want %+v", got, err, d)
+			}
+		})
+	}
+}

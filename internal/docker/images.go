@@ -160,18 +160,8 @@ func (k *Images) remove(ctx context.Context, conns *conns, d ImageDetail) error 
 }
 
 func imageDetailOf(it plan.Item) (ImageDetail, error) {
-	var d ImageDetail
-	switch x := it.Detail.(type) {
-	case ImageDetail:
-		d = x
-	case *ImageDetail:
-		d = *x
-	default:
-		if err := remarshal(x, &d); err != nil {
-			return d, fmt.Errorf("detail of %s: %w", it.Target, err)
-		}
-	}
-	if d.ID == "" || d.Socket == "" {
+	d, ok := plan.DetailAs[ImageDetail](it)
+	if !ok || d.ID == "" || d.Socket == "" {
 		return d, errors.New("image item has no Docker image ID; run plan again to rediscover it")
 	}
 	return d, nil

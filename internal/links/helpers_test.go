@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nodereset/nodereset/internal/netns/netnstest"
 	"github.com/nodereset/nodereset/internal/testns"
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/host"
@@ -43,42 +43,6 @@ func enterNet(t *testing.T) bool {
 	return true
 }
 
-// newNetns creates a network namespace (a pod's) and returns a descriptor
-// of it; the caller's thread is back in its own namespace afterwards. It
-// runs on a goroutine of its own so that a thread that could not switch
-// back dies with it instead of serving other goroutines.
-func newNetns() (int, error) {
-	type res struct {
-		fd  int
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{-1, err}
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{-1, err}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
-			ch <- res{-1, fmt.Errorf("return to own netns: %w", serr)} // thread stays locked and dies
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- res{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
-}
-
 type linkMaker struct {
 	t   testing.TB
 	fds []int
@@ -103,7 +67,7 @@ func (m *linkMaker) bridge(name string) netlink.Link {
 // podVeth adds a veth whose peer (eth0) lives in a new pod namespace.
 func (m *linkMaker) podVeth(name string, master netlink.Link) {
 	m.t.Helper()
-	fd, err := newNetns()
+	fd, err := netnstest.New("")
 	if err != nil {
 		m.t.Fatalf("pod netns: %v", err)
 	}

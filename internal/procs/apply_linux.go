@@ -2,7 +2,6 @@ package procs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -40,9 +39,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // victim is one process being stopped, held by a pidfd so that a PID reused
 // after it exited is never signalled.
 type victim struct {
+	*Pinned
 	item plan.Item
 	d    Detail
-	fd   int
 	// sigErr is why the last signal could not be sent (EPERM, say).
 	sigErr error
 }
@@ -55,7 +54,7 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	var all []*victim
 	defer func() {
 		for _, v := range all {
-			unix.Close(v.fd)
+			v.Close()
 		}
 	}()
 	for _, it := range items {
@@ -85,31 +84,21 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	}
 }
 
-// open takes a pidfd on the item's process and checks it is still the
-// process Discover saw. It returns nil, nil when the process is gone.
+// open pins the item's process, checking it is still the process Discover
+// saw. It returns nil, nil when the process is gone.
 func open(proc string, it plan.Item) (*victim, error) {
 	d, err := detailOf(it)
 	if err != nil {
 		return nil, &Error{PID: -1, Exe: it.Target, Op: "read plan item", Err: err}
 	}
-	fd, err := unix.PidfdOpen(d.PID, 0)
+	p, err := Pin(proc, d.PID, d.StartTime)
 	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return nil, nil
-		}
-		return nil, &Error{PID: d.PID, Exe: d.Exe, Op: "pidfd_open", Err: err}
+		return nil, &Error{PID: d.PID, Exe: d.Exe, Op: "open", Err: err}
 	}
-	// Checked after opening: from here on the fd pins this process, so a
-	// matching start time proves it is the one Discover found.
-	st, err := readStat(proc, d.PID)
-	if err != nil || st.StartTime != d.StartTime || st.State == 'Z' {
-		unix.Close(fd)
-		if err != nil && !vanished(err) {
-			return nil, &Error{PID: d.PID, Exe: d.Exe, Op: "read stat", Err: err}
-		}
+	if p == nil {
 		return nil, nil
 	}
-	return &victim{item: it, d: d, fd: fd}, nil
+	return &victim{Pinned: p, item: it, d: d}, nil
 }
 
 // round signals every victim, waits until timeout for them to exit and
@@ -117,7 +106,7 @@ func open(proc string, it plan.Item) (*victim, error) {
 func (k *Kind) round(ctx context.Context, env *engine.Env, vs []*victim, sig unix.Signal, timeout time.Duration, rec engine.Recorder) []*victim {
 	var sent []*victim
 	for _, v := range vs {
-		err := unix.PidfdSendSignal(v.fd, sig, nil, 0)
+		err := v.Signal(sig)
 		v.sigErr = nil
 		switch {
 		case err == nil:
@@ -131,7 +120,7 @@ func (k *Kind) round(ctx context.Context, env *engine.Env, vs []*victim, sig uni
 		sent = append(sent, v)
 	}
 	// Reported as each exits, so the journal shows progress during the wait.
-	alive := wait(ctx, env.Host.Proc(), sent, timeout, func(v *victim) {
+	alive := Wait(ctx, env.Host.Proc(), sent, timeout, func(v *victim) {
 		env.Log.Info("process exited", "pid", v.d.PID, "exe", v.d.Exe, "after", unix.SignalName(sig))
 		rec.Done(v.item, nil)
 	})
@@ -144,71 +133,11 @@ func (k *Kind) round(ctx context.Context, env *engine.Env, vs []*victim, sig uni
 	return alive
 }
 
-// wait polls the pidfds (readable once the process exited) until all exited,
-// the timeout passed or ctx ended, calling gone for each that exited, and
-// returns those still running.
-func wait(ctx context.Context, proc string, vs []*victim, timeout time.Duration, gone func(*victim)) []*victim {
-	deadline := time.Now().Add(timeout)
-	alive := vs
-	for {
-		var next []*victim
-		for _, v := range alive {
-			if exited(proc, v) {
-				gone(v)
-			} else {
-				next = append(next, v)
-			}
-		}
-		alive = next
-		left := time.Until(deadline)
-		if len(alive) == 0 || left <= 0 || ctx.Err() != nil {
-			return alive
-		}
-		fds := make([]unix.PollFd, len(alive))
-		for i, v := range alive {
-			fds[i] = unix.PollFd{Fd: int32(v.fd), Events: unix.POLLIN}
-		}
-		// Short slices so ctx is honoured and zombies are rechecked.
-		ms := int(min(left, 100*time.Millisecond) / time.Millisecond)
-		if _, err := unix.Poll(fds, max(ms, 1)); err != nil && !errors.Is(err, unix.EINTR) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-// exited reports whether the victim's process ended. A zombie counts: in a
-// PID namespace its parent may never reap it, but it runs no more.
-func exited(proc string, v *victim) bool {
-	fds := []unix.PollFd{{Fd: int32(v.fd), Events: unix.POLLIN}}
-	if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents != 0 {
-		return true
-	}
-	st, err := readStat(proc, v.d.PID)
-	return err != nil || st.StartTime != v.d.StartTime || st.State == 'Z'
-}
-
 // detailOf returns the Detail of an item built by Discover, or decoded from
-// a plan read back from JSON.
+// a plan read back from JSON, once it names one process.
 func detailOf(it plan.Item) (Detail, error) {
-	var d Detail
-	switch x := it.Detail.(type) {
-	case Detail:
-		d = x
-	case *Detail:
-		if x != nil {
-			d = *x
-		}
-	case nil:
-	default:
-		b, err := json.Marshal(x)
-		if err != nil {
-			return Detail{}, fmt.Errorf("detail of %s: %w", it.Key(), err)
-		}
-		if err := json.Unmarshal(b, &d); err != nil {
-			return Detail{}, fmt.Errorf("detail of %s: %w", it.Key(), err)
-		}
-	}
-	if d.StartTime == 0 || d.PID <= 0 {
+	d, ok := plan.DetailAs[Detail](it)
+	if !ok || d.StartTime == 0 || d.PID <= 0 {
 		return Detail{}, ErrNoDetail
 	}
 	if strconv.Itoa(d.PID) != it.Target {

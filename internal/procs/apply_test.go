@@ -25,6 +25,7 @@ func TestDetailOf(t *testing.T) {
 		{"pointer", plan.Item{Target: "42", Detail: &d}, false, false},
 		{"plan read back from JSON", plan.Item{Target: "42", Detail: fromJSON}, false, false},
 		{"no detail", plan.Item{Target: "42"}, true, true},
+		{"detail that does not decode", plan.Item{Target: "42", Detail: map[string]any{"pid": "42"}}, true, true},
 		{"zero start time", plan.Item{Target: "42", Detail: Detail{PID: 42}}, true, true},
 		{"target differs", plan.Item{Target: "43", Detail: d}, true, false},
 	}

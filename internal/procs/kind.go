@@ -164,7 +164,7 @@ func (k *Kind) componentListeners(proc string) (map[int][]int, error) {
 // match decides whether one process is owned; a process that vanished or
 // is a kernel thread is not.
 func (k *Kind) match(env *engine.Env, proc string, pid int, targets []exeTarget, ports []int) (plan.Item, bool) {
-	st, err := readStat(proc, pid)
+	st, err := ReadStat(proc, pid)
 	if err != nil || st.Flags&pfKthread != 0 || st.State == 'Z' {
 		return plan.Item{}, false
 	}

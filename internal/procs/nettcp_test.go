@@ -124,13 +124,14 @@ func FuzzParseNetTCP(f *testing.F) {
 func TestParseStat(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want     procStat
+		want     Stat
 		wantErr  bool
 	}{
-		{"plain", "42 (kubelet) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 10 0 12345 100 5", procStat{'S', 1, 4194560, 12345}, false},
-		{"paren in comm", "7 (a) b) (c) R 2 7 7 0 -1 2097216 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0", procStat{'R', 2, 2097216, 99}, false},
-		{"truncated", "7 (x) R 2 7", procStat{}, true},
-		{"no comm", "7 x R", procStat{}, true},
+		{"plain", "42 (kubelet) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 10 0 12345 100 5", Stat{'S', 1, 4194560, 12345}, false},
+		{"paren in comm", "7 (a) b) (c) R 2 7 7 0 -1 2097216 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0", Stat{'R', 2, 2097216, 99}, false},
+		{"comm ends in parens", "7 (a) b (c)) R 3 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0", Stat{'R', 3, 0, 99}, false},
+		{"truncated", "7 (x) R 2 7", Stat{}, true},
+		{"no comm", "7 x R", Stat{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,8 +19,9 @@ const pfKthread = 0x00200000
 // executable file was unlinked (replaced by a package upgrade, say).
 const deletedSuffix = " (deleted)"
 
-// procStat holds the fields of /proc/PID/stat that this package needs.
-type procStat struct {
+// Stat holds the fields of /proc/PID/stat that identify a process and its
+// place in the process tree.
+type Stat struct {
 	State     byte
 	PPID      int
 	Flags     uint64
@@ -44,33 +45,34 @@ func ListPIDs(proc string) ([]int, error) {
 
 func pidDir(proc string, pid int) string { return filepath.Join(proc, strconv.Itoa(pid)) }
 
-// readStat parses /proc/PID/stat. The command name (field 2) may hold
-// spaces and parentheses, so the fields are counted after its last ')'.
-func readStat(proc string, pid int) (procStat, error) {
+// ReadStat parses /proc/PID/stat under the procfs proc. The command name
+// (field 2) may hold spaces and parentheses, so the fields are counted
+// after its last ')'.
+func ReadStat(proc string, pid int) (Stat, error) {
 	b, err := os.ReadFile(filepath.Join(pidDir(proc, pid), "stat"))
 	if err != nil {
-		return procStat{}, err
+		return Stat{}, err
 	}
 	return parseStat(string(b))
 }
 
-func parseStat(s string) (procStat, error) {
+func parseStat(s string) (Stat, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return procStat{}, fmt.Errorf("stat %q has no ')' after the command name", s)
+		return Stat{}, fmt.Errorf("stat %q has no ')' after the command name", s)
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("stat has %d fields after the command name, want at least 20", len(f))
+		return Stat{}, fmt.Errorf("stat has %d fields after the command name, want at least 20", len(f))
 	}
 	ppid, err1 := strconv.Atoi(f[4-3])
 	flags, err2 := strconv.ParseUint(f[9-3], 10, 64)
 	start, err3 := strconv.ParseUint(f[22-3], 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return procStat{}, fmt.Errorf("stat fields: %w", err)
+		return Stat{}, fmt.Errorf("stat fields: %w", err)
 	}
-	return procStat{State: f[0][0], PPID: ppid, Flags: flags, StartTime: start}, nil
+	return Stat{State: f[0][0], PPID: ppid, Flags: flags, StartTime: start}, nil
 }
 
 func readComm(proc string, pid int) string {

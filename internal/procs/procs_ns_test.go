@@ -187,7 +187,7 @@ func TestDiscoverApply(t *testing.T) {
 
 	t.Run("stale or incomplete items", func(t *testing.T) {
 		web := decoys["webd:80"]
-		st, err := readStat("/proc", web.pid())
+		st, err := ReadStat("/proc", web.pid())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func TestApplyZombie(t *testing.T) {
 	if errs := rec.done[items[0].Target]; len(errs) != 1 || errs[0] != nil {
 		t.Errorf("Done = %v, want one nil", errs)
 	}
-	st, err := readStat("/proc", z.pid())
+	st, err := ReadStat("/proc", z.pid())
 	if err != nil || st.State != 'Z' {
 		t.Fatalf("test setup: process %d state %c, %v; want a zombie", z.pid(), st.State, err)
 	}

@@ -3,13 +3,13 @@ package sandbox
 import (
 	"fmt"
 	"net"
-	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nodereset/nodereset/internal/netns/netnstest"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
@@ -154,8 +154,6 @@ func setUp(name, addr string) error {
 // podNetns creates a pod network namespace bind-mounted at
 // /run/netns/<name> (the sandbox's /run, so <root>/run/netns on the host
 // side), as containerd's CRI does, and returns a descriptor of it.
-// The unshare happens on a locked thread of its own goroutine; a thread
-// that cannot switch back stays locked and dies with the goroutine.
 func podNetns(b *builder, name string) int {
 	if b.err != nil {
 		return -1
@@ -165,43 +163,12 @@ func podNetns(b *builder, name string) int {
 	if b.err != nil {
 		return -1
 	}
-	type res struct {
-		fd  int
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{-1, err}
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{-1, err}
-			return
-		}
-		err = unix.Mount("/proc/thread-self/ns/net", p, "", unix.MS_BIND, "")
-		fd := -1
-		if err == nil {
-			fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		}
-		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
-			ch <- res{-1, fmt.Errorf("return to the sandbox netns: %w", serr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- res{fd, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		b.fail(fmt.Errorf("pod netns %s: %w", name, r.err))
+	fd, err := netnstest.New(p)
+	if err != nil {
+		b.fail(fmt.Errorf("pod netns %s: %w", name, err))
 		return -1
 	}
-	return r.fd
+	return fd
 }
 
 // startNetwork has nothing to start: the links and files are the state.
