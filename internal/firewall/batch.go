@@ -67,7 +67,7 @@ func (s *startOnce) start(it plan.Item) {
 // through netlink in several transactions, so a chain still referenced must
 // be known before it is flushed), then one iptables-nft-restore deletes the
 // rules and nf_tables transactions remove the chains.
-func (k *kinds) apply(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder) {
+func (k *Kind) apply(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder) {
 	so := &startOnce{rec: rec, started: map[string]bool{}}
 	if w.b.Name == "legacy" {
 		for _, r := range w.rules {
@@ -140,7 +140,7 @@ func (k *kinds) apply(ctx context.Context, env *engine.Env, w *work, rec engine.
 }
 
 // change applies an exact batch that the current state admits.
-func (k *kinds) change(ctx context.Context, w *work) error {
+func (k *Kind) change(ctx context.Context, w *work) error {
 	if w.b.Name == "legacy" {
 		return k.restore(ctx, w.b, script(w.rules, w.chains))
 	}
@@ -159,7 +159,7 @@ func (k *kinds) change(ctx context.Context, w *work) error {
 	return deleteNftChains(w.b, tcs)
 }
 
-func (k *kinds) restore(ctx context.Context, b Backend, s []byte) error {
+func (k *Kind) restore(ctx context.Context, b Backend, s []byte) error {
 	cctx, cancel := context.WithTimeout(ctx, k.opts.Timeout)
 	defer cancel()
 	return restore(cctx, k.opts.Runner, b, s)
@@ -168,7 +168,7 @@ func (k *kinds) restore(ctx context.Context, b Backend, s []byte) error {
 // reportLeft re-reads after a failed batch (legacy commits table by table,
 // nft rules and chains go separately: part of it may have landed) and
 // fails exactly the items still there.
-func (k *kinds) reportLeft(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder, rerr error) {
+func (k *Kind) reportLeft(ctx context.Context, env *engine.Env, w *work, rec engine.Recorder, rerr error) {
 	env.Log.Debug("firewall batch failed; re-reading to tell what is left", "backend", w.b.String(), "err", rerr)
 	berr := &BatchError{Backend: w.b, Err: rerr}
 	after, err := k.readTables(ctx, w.b, w.staying())
@@ -206,7 +206,7 @@ func reportAll(w *work, rec engine.Recorder, err error) {
 }
 
 // readTables reads one backend, keeping the rules of the wanted chains.
-func (k *kinds) readTables(ctx context.Context, b Backend, want wantRules) (map[string]Table, error) {
+func (k *Kind) readTables(ctx context.Context, b Backend, want wantRules) (map[string]Table, error) {
 	snaps, err := readAll(ctx, k.opts, []Backend{b}, want)
 	if err != nil {
 		return nil, err

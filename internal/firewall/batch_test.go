@@ -2,6 +2,9 @@ package firewall
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/nodereset/nodereset/internal/firewall/fixture"
 	"github.com/nodereset/nodereset/internal/testns"
+	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
@@ -21,7 +25,7 @@ type countingRunner struct {
 
 func (r *countingRunner) Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error) {
 	r.mu.Lock()
-	r.ran = append(r.ran, name+" "+strings.Join(args, " "))
+	r.ran = append(r.ran, strings.TrimSpace(name+" "+strings.Join(args, " ")))
 	r.mu.Unlock()
 	return r.ExecRunner.Run(ctx, name, args, stdin)
 }
@@ -34,10 +38,12 @@ func (r *countingRunner) reset() []string {
 	return out
 }
 
-// TestOneBatchPerBackend: applying a whole plan removes rules and chains
-// of a backend with one restore (legacy: and no read at all; nft: the
-// chains through netlink), the chain kind only reports, and the decoys
-// stay byte for byte.
+// TestOneBatchPerBackend: discovery reads each backend once (legacy: one
+// *-save; nft: each wanted chain listed once) and a whole plan, read back
+// from JSON as the engine gets it from a file (no Via), removes rules and
+// chains of a backend with one restore (legacy: and no read at all; nft:
+// the chains through netlink), each item journalled as started once, and
+// the decoys stay byte for byte.
 func TestOneBatchPerBackend(t *testing.T) {
 	if !testns.Enter(t, testns.Mount|testns.Net) {
 		return
@@ -45,54 +51,57 @@ func TestOneBatchPerBackend(t *testing.T) {
 	env := nsSetup(t)
 	env.BackupDir = ""
 	backends := []Backend{{"ip4", "nft"}, {"ip6", "legacy"}}
-	for _, b := range backends {
-		load(t, b, fixture.Decoys(b.Family).String())
-	}
-	decoys := state(t)
+	decoys := decoyed(t, backends)
 	for _, b := range backends {
 		load(t, b, fixture.Owned(b.Family, b.Name, 20).String())
 	}
 	run := &countingRunner{}
-	kinds := New(Options{Backends: backends, Runner: run})
-	found := map[plan.Kind][]plan.Item{}
-	for _, k := range kinds {
-		items, err := k.Discover(context.Background(), env)
-		if err != nil || len(items) == 0 {
-			t.Fatalf("discover %s: %d items, %v", k.Kind(), len(items), err)
-		}
-		found[k.Kind()] = items
+	phases := []engine.Phase{{Name: "firewall", Kinds: []engine.Kind{New(Options{Backends: backends, Runner: run})}}}
+	p, err := engine.Plan(context.Background(), env, phases)
+	if err != nil || len(p.Items()) == 0 {
+		t.Fatalf("plan: %d items, %v", len(p.Items()), err)
 	}
-	run.reset()
-	var recs []*recorder
-	for i, k := range kinds {
-		rec := newRecorder()
-		recs = append(recs, rec)
-		k.Apply(context.Background(), env, found[k.Kind()], rec)
-		rec.check(t, found[k.Kind()])
-		ran := run.reset()
-		if i == 1 && len(ran) != 0 {
-			t.Errorf("the chain kind ran programs itself: %q", ran)
-		}
-		if i == 0 {
-			restores := slices.DeleteFunc(slices.Clone(ran), func(s string) bool { return !strings.Contains(s, "-restore ") })
-			want := []string{"iptables-nft-restore --noflush -w 5", "ip6tables-legacy-restore --noflush -w 5"}
-			if !slices.Equal(restores, want) {
-				t.Errorf("restores = %q, want %q", restores, want)
-			}
-			for _, s := range ran {
-				if strings.HasPrefix(s, "ip6tables-legacy-save") {
-					t.Errorf("legacy backend read before its restore although the plan applied: %q", ran)
-				}
-			}
+	ran := run.reset()
+	if !slices.Contains(ran, "ip6tables-legacy-save") {
+		t.Errorf("the legacy backend was not read: %q", ran)
+	}
+	for n, s := range ran {
+		if slices.Contains(ran[n+1:], s) {
+			t.Errorf("discovery read twice: %q", s)
 		}
 	}
-	// Every item is journalled as started once, when the batch began
-	// (the chains through the rule kind's recorder: the journal is one).
-	for _, items := range found {
-		for _, it := range items {
-			if n := recs[0].start[it.Key()] + recs[1].start[it.Key()]; n != 1 {
-				t.Errorf("%s: started %d times", it.Target, n)
-			}
+	var read plan.Plan
+	if b, err := json.Marshal(p); err != nil || json.Unmarshal(b, &read) != nil {
+		t.Fatalf("plan through JSON: %v", err)
+	}
+	rep, err := engine.Apply(context.Background(), env, phases, &read, engine.ApplyOptions{BackupRoot: t.TempDir()})
+	if err != nil || len(rep.Results) != len(p.Items()) {
+		t.Fatalf("apply: %d results for %d items, %v", len(rep.Results), len(p.Items()), err)
+	}
+	ran = run.reset()
+	restores := slices.DeleteFunc(slices.Clone(ran), func(s string) bool { return !strings.Contains(s, "-restore ") })
+	if want := []string{"iptables-nft-restore --noflush -w 5", "ip6tables-legacy-restore --noflush -w 5"}; !slices.Equal(restores, want) {
+		t.Errorf("restores = %q, want %q", restores, want)
+	}
+	if slices.ContainsFunc(ran, func(s string) bool { return strings.HasPrefix(s, "ip6tables-legacy-save") }) {
+		t.Errorf("legacy backend read before its restore although the plan applied: %q", ran)
+	}
+	entries, err := engine.ReadJournal(filepath.Join(rep.RunDir, engine.JournalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[string]int{}
+	for _, e := range entries {
+		if e.Event == engine.EventStart {
+			starts[string(e.Kind)+" "+e.Target]++
+		}
+	}
+	for _, it := range p.Items() {
+		starts[string(it.Kind)+" "+it.Target]--
+	}
+	for key, n := range starts {
+		if n != 0 {
+			t.Errorf("%s: started %d times more than planned", key, n)
 		}
 	}
 	if got := state(t); got != decoys {
@@ -139,44 +148,14 @@ func TestOneBatchStateChanged(t *testing.T) {
 	if !testns.Enter(t, testns.Mount|testns.Net) {
 		return
 	}
-	env := nsSetup(t)
-	env.BackupDir = ""
-	backends := []Backend{{"ip4", "nft"}, {"ip4", "legacy"}}
-	for _, b := range backends {
-		load(t, b, "*nat\n:KUBE-A - [0:0]\n:KUBE-B - [0:0]\n:USER - [0:0]\n-A PREROUTING -j KUBE-A\n-A OUTPUT -j KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-B -j RETURN\nCOMMIT\n")
-	}
-	kinds := New(Options{Backends: backends})
-	found := map[plan.Kind][]plan.Item{}
-	for _, k := range kinds {
-		items, err := k.Discover(context.Background(), env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found[k.Kind()] = items
-	}
-	if len(found[plan.KindRule]) != 4 || len(found[plan.KindChain]) != 4 {
+	backends := ip4Backends()
+	env, k := planted(t, backends, "*nat\n:KUBE-A - [0:0]\n:KUBE-B - [0:0]\n:USER - [0:0]\n-A PREROUTING -j KUBE-A\n-A OUTPUT -j KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-B -j RETURN\nCOMMIT\n")
+	found := discover(t, env, k)
+	if len(ofKind(found, plan.KindRule)) != 4 || len(ofKind(found, plan.KindChain)) != 4 {
 		t.Fatalf("plan: %v", found)
 	}
-	for _, b := range backends {
-		load(t, b, "*nat\n-D OUTPUT -j KUBE-A\n-A USER -j KUBE-B\nCOMMIT\n")
-	}
-	recs := map[plan.Kind]*recorder{}
-	for _, k := range kinds {
-		recs[k.Kind()] = newRecorder()
-		k.Apply(context.Background(), env, found[k.Kind()], recs[k.Kind()])
-	}
-	for kind, items := range found {
-		for _, it := range items {
-			errs := recs[kind].done[it.Key()]
-			inUse := strings.HasSuffix(it.Target, " KUBE-B")
-			if len(errs) != 1 || (errs[0] != nil) != inUse {
-				t.Errorf("%s: %v (in use: %v)", it.Target, errs, inUse)
-			}
-			if inUse && len(errs) == 1 && !strings.Contains(errs[0].Error(), "-A USER -j KUBE-B") {
-				t.Errorf("%s: error does not name the user's rule: %v", it.Target, errs[0])
-			}
-		}
-	}
+	loadAll(t, backends, "*nat\n-D OUTPUT -j KUBE-A\n-A USER -j KUBE-B\nCOMMIT\n")
+	checkInUse(t, applyAll(env, k, found), found)
 	for _, b := range backends {
 		out, err := ExecRunner{}.Run(context.Background(), b.SaveCommand(), nil, nil)
 		if err != nil {
@@ -190,36 +169,26 @@ func TestOneBatchStateChanged(t *testing.T) {
 	}
 }
 
-// TestChainsFor: the rule kind takes the chains along only when it applies
-// exactly the rules its discovery found (the plan engine.Plan built).
-func TestChainsFor(t *testing.T) {
-	item := func(kind plan.Kind, target string) plan.Item { return plan.Item{Kind: kind, Target: target} }
-	r1, r2 := item(plan.KindRule, "ip4/nft nat PREROUTING -j KUBE-A"), item(plan.KindRule, "ip4/nft nat OUTPUT -j KUBE-A")
-	c1 := item(plan.KindChain, "ip4/nft nat KUBE-A")
-	for _, tc := range []struct {
-		name  string
-		apply []plan.Item
-		want  int
-	}{
-		{"the discovered rules", []plan.Item{r2, r1}, 1},
-		{"a subset", []plan.Item{r1}, 0},
-		{"another rule", []plan.Item{r1, item(plan.KindRule, "ip4/nft nat INPUT -j KUBE-A")}, 0},
-		{"more", []plan.Item{r1, r2, item(plan.KindRule, "x")}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			k := &kinds{}
-			k.discoveredRules([]plan.Item{r1, r2})
-			k.discoveredChains([]plan.Item{c1})
-			if got := k.chainsFor(tc.apply); len(got) != tc.want {
-				t.Errorf("chains %v, want %d", got, tc.want)
-			}
-			if _, ok := k.take(c1); ok != (tc.want == 1) {
-				t.Errorf("outcome slot for the chain: %v", ok)
-			}
-			if again := k.chainsFor([]plan.Item{r1, r2}); len(again) != 0 {
-				t.Errorf("chains handed out twice: %v", again)
-			}
-		})
+// checkInUse fails unless every item was reported once, and failed
+// exactly when it is chain KUBE-B, which the rule "-A USER -j KUBE-B"
+// keeps (the error names it). The nft backend checks references before
+// touching anything, so it never started that chain; legacy first tries
+// the plan as one restore (the table's commit fails whole) and does.
+func checkInUse(t *testing.T, rec *recorder, items []plan.Item) {
+	t.Helper()
+	for _, it := range items {
+		errs := rec.done[it.Key()]
+		inUse := strings.HasSuffix(it.Target, " KUBE-B")
+		if len(errs) != 1 || (errs[0] != nil) != inUse {
+			t.Errorf("%s: %v (in use: %v)", it.Target, errs, inUse)
+			continue
+		}
+		if inUse && !strings.Contains(errs[0].Error(), "-A USER -j KUBE-B") {
+			t.Errorf("%s: error does not name the user's rule: %v", it.Target, errs[0])
+		}
+		if inUse && strings.HasPrefix(it.Target, "ip4/nft") && rec.start[it.Key()] != 0 {
+			t.Errorf("%s: started though it is in use", it.Target)
+		}
 	}
 }
 
@@ -244,5 +213,25 @@ func TestWithoutRules(t *testing.T) {
 	}
 	if len(tables["nat"].Rules) != 3 {
 		t.Error("withoutRules changed its input")
+	}
+}
+
+// TestApplyForeignItems: an item that is not an iptables item, or whose
+// target is not in this package's format, fails alone and runs nothing.
+func TestApplyForeignItems(t *testing.T) {
+	items := []plan.Item{
+		{Kind: plan.KindIPSet, Target: "KUBE-CLUSTER-IP"},
+		{Kind: plan.KindChain, Target: "ip4/iptables filter KUBE-SERVICES"},
+		{Kind: plan.KindRule, Target: "ip4/nft nat"},
+	}
+	run := &countingRunner{}
+	rec := applyAll(&engine.Env{}, New(Options{Runner: run}), items)
+	for _, it := range items {
+		if errs := rec.done[it.Key()]; len(errs) != 1 || !errors.Is(errs[0], ErrBadTarget) {
+			t.Errorf("%s %s: %v", it.Kind, it.Target, errs)
+		}
+	}
+	if ran := run.reset(); len(ran) != 0 {
+		t.Errorf("ran %q", ran)
 	}
 }

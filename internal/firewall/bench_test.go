@@ -20,9 +20,9 @@ import (
 const benchServices = 10000
 
 // TestBenchmarkCleanup measures, per backend and in the test's own
-// namespaces, the exact cleanup (Apply of both kinds, the backup apart)
-// beside the anchors' `iptables-save | grep -v KUBE- | iptables-restore` on
-// the same state in the same run. BenchmarkCleanup runs it (a benchmark
+// namespaces, the exact cleanup (Apply, the backup apart) beside the
+// anchors' `iptables-save | grep -v KUBE- | iptables-restore` on the same
+// state in the same run. BenchmarkCleanup runs it (a benchmark
 // cannot re-run itself in new namespaces, a test can); alone:
 //
 //	NODERESET_BENCH=1 go test -run TestBenchmarkCleanup -v ./internal/firewall/
@@ -34,25 +34,16 @@ func TestBenchmarkCleanup(t *testing.T) {
 		return
 	}
 	env := nsSetup(t)
-	for _, b := range []Backend{{"ip4", "nft"}, {"ip4", "legacy"}} {
-		decoys := fixture.Decoys(b.Family).String()
+	for _, b := range ip4Backends() {
+		want := decoyed(t, []Backend{b})
 		dirty := fixture.Owned(b.Family, b.Name, benchServices).String()
-		load(t, b, decoys)
-		want := state(t)
 		load(t, b, dirty)
 		lines := strings.Count(dirty, "\n")
-		kinds := New(Options{Backends: []Backend{b}})
+		k := New(Options{Backends: []Backend{b}})
 
 		start := time.Now()
-		found := map[plan.Kind][]plan.Item{}
-		for _, k := range kinds {
-			items, err := k.Discover(context.Background(), env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			found[k.Kind()] = items
-		}
-		discover := time.Since(start)
+		found := discover(t, env, k)
+		discovered := time.Since(start)
 
 		start = time.Now()
 		if err := Backup(context.Background(), env, Options{Backends: []Backend{b}}); err != nil {
@@ -63,16 +54,9 @@ func TestBenchmarkCleanup(t *testing.T) {
 		noBackup.BackupDir = ""
 
 		start = time.Now()
-		var each []string
-		for _, k := range kinds {
-			rec := newRecorder()
-			t0 := time.Now()
-			k.Apply(context.Background(), &noBackup, found[k.Kind()], rec)
-			each = append(each, string(k.Kind())+" "+time.Since(t0).Round(time.Millisecond).String())
-			rec.check(t, found[k.Kind()])
-		}
+		rec := applyAll(&noBackup, k, found)
 		cleanup := time.Since(start)
-		t.Logf("%s apply: %s", b, strings.Join(each, ", "))
+		rec.check(t, found)
 		if got := state(t); got != want {
 			t.Fatalf("%s: decoys changed:\n%s", b, lineDiff(want, got))
 		}
@@ -88,7 +72,7 @@ func TestBenchmarkCleanup(t *testing.T) {
 		_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 		t.Logf("%s, %d lines, %d chains + %d rules planned: discover %s, backup %s, exact cleanup %s; anchors' save|grep -v KUBE-|restore %s (%.1fx); max RSS: nodereset %d MiB, largest child %d MiB",
-			b, lines, len(found[plan.KindChain]), len(found[plan.KindRule]), discover.Round(time.Millisecond), backup.Round(time.Millisecond),
+			b, lines, len(ofKind(found, plan.KindChain)), len(ofKind(found, plan.KindRule)), discovered.Round(time.Millisecond), backup.Round(time.Millisecond),
 			cleanup.Round(time.Millisecond), anchorTime.Round(time.Millisecond), float64(anchorTime)/float64(cleanup), self.Maxrss/1024, ru.Maxrss/1024)
 		t.Logf("BENCH %s-%s exact-ms=%d anchors-ms=%d", b.Family, b.Name, cleanup.Milliseconds(), anchorTime.Milliseconds())
 		// The anchors left the other owners' chains of this backend; the

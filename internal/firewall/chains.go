@@ -1,41 +1,44 @@
 package firewall
 
 import (
-	"context"
 	"fmt"
 
-	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
-// ChainKind is the "iptables-chain" kind: owned user-defined chains.
-type ChainKind struct{ k *kinds }
-
-var _ engine.Kind = (*ChainKind)(nil)
-
-// Kind implements engine.Kind.
-func (k *ChainKind) Kind() plan.Kind { return plan.KindChain }
-
-// Discover implements engine.Kind.
-func (k *ChainKind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, error) {
-	snaps, err := readAll(ctx, k.k.opts, k.k.opts.Backends, noRules)
+// chainItems lists a table's owned chains (owned is its ownedChains).
+func chainItems(b Backend, t Table, owned map[string]string) []plan.Item {
 	var items []plan.Item
-	for _, s := range snaps {
-		for _, t := range s.tables {
-			owned := t.ownedChains()
-			for _, c := range t.Chains {
-				owner, ok := owned[c.Name]
-				if !ok {
-					continue
-				}
-				items = append(items, plan.Item{Kind: plan.KindChain, Target: chainTarget(s.backend, t.Name, c.Name),
-					Action: plan.ActionRemove, Reason: "chain of " + owner,
-					Detail: ChainDetail{Family: s.backend.Family, Backend: s.backend.Name, Table: t.Name, Chain: c.Name, Owner: owner}})
-			}
+	for _, c := range t.Chains {
+		owner, ok := owned[c.Name]
+		if !ok {
+			continue
+		}
+		items = append(items, plan.Item{Kind: plan.KindChain, Target: chainTarget(b, t.Name, c.Name),
+			Action: plan.ActionRemove, Reason: "chain of " + owner,
+			Detail: ChainDetail{Family: b.Family, Backend: b.Name, Table: t.Name, Chain: c.Name, Owner: owner}})
+	}
+	return items
+}
+
+// ownedChains is the set of a table's owned user-defined chains, with
+// their owners. AdminChain counts only while it holds no rule (read
+// always reads its rules).
+func (t Table) ownedChains() map[string]string {
+	filled := false
+	for _, r := range t.Rules {
+		filled = filled || r.Chain == AdminChain
+	}
+	m := map[string]string{}
+	for _, c := range t.Chains {
+		if c.Builtin() || c.Name == AdminChain && filled {
+			continue
+		}
+		if owner, ok := OwnedChain(c.Name); ok {
+			m[c.Name] = owner
 		}
 	}
-	k.k.discoveredChains(items)
-	return items, err
+	return m
 }
 
 func chainDetail(it plan.Item) (ChainDetail, error) {

@@ -104,9 +104,7 @@ func TestConntrackRealFlows(t *testing.T) {
 	if len(got) != 2 || got["ip4 10.96.0.0/12"] != 2 || got["ip6 fd00:96::/108"] != 1 {
 		t.Fatalf("discovered %v", got)
 	}
-	rec := newRecorder()
-	k.Apply(context.Background(), env, items, rec)
-	rec.check(t, items)
+	applyAll(env, k, items).check(t, items)
 	if left, err := k.Discover(context.Background(), env); err != nil || len(left) != 0 {
 		t.Errorf("after apply: %v %v", left, err)
 	}
@@ -125,7 +123,5 @@ func TestConntrackRealFlows(t *testing.T) {
 		t.Errorf("flows left: %v, want 10.96.0.11 192.168.1.10 fd00:1::1", kept)
 	}
 	// A rerun finds nothing and applying the old plan again is done.
-	rec = newRecorder()
-	k.Apply(context.Background(), env, items, rec)
-	rec.check(t, items)
+	applyAll(env, k, items).check(t, items)
 }

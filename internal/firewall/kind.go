@@ -1,20 +1,27 @@
 // Package firewall removes the iptables and ip6tables state Kubernetes, its
 // kube-proxy and its CNI created — in both the legacy and the nft backend —
-// and nothing else (kinds "iptables-chain" and "iptables-rule").
+// and nothing else. One engine kind (New) owns both item kinds,
+// "iptables-rule" and "iptables-chain" (an engine.MultiKind), because a
+// rule and the chain it jumps to go in one batch; the opt-in "conntrack"
+// kind (NewConntrack) is a kind of its own.
 //
-// It reads each backend×family with one *-save, decides by exact identity:
+// It reads each backend×family once, decides by exact identity:
 // a user-defined chain is owned by its name's owner prefix (KUBE-, CNI-,
 // FLANNEL-, cali-, CILIUM_, RKE2-CILIUM-, WEAVE-...), except the CNI
 // firewall plugin's CNI-ADMIN once an administrator put rules in it; a
 // rule in any other chain (built-in, Docker's, the user's) is owned when
 // it jumps to an owned chain, carries an owner's exact comment ("flanneld
 // masq"), matches an owned ipset, or has the exact shape of flannel's
-// comment-less masquerade rules for the cluster network. It applies both kinds' items together,
-// one `iptables-restore --noflush` per backend×family: explicit -D of the
-// owned rules, -F of every owned chain, then -X of each, one COMMIT per
-// table (the nft backend's chains go through nf_tables netlink instead).
-// It never flushes a table nor changes a policy, so Docker's, libvirt's,
-// firewalld's and the user's rules stay byte for byte.
+// comment-less masquerade rules for the cluster network. It applies rules
+// and chains together, one `iptables-restore --noflush` per
+// backend×family: explicit -D of the owned rules, -F of every owned chain,
+// then -X of each, one COMMIT per table (the nft backend's chains go
+// through nf_tables netlink instead). Every restore of the legacy backend
+// re-reads and rewrites whole tables, so one batch instead of one per item
+// kind matters (10,000 Services, 70k lines: two batches 1.3 s against 0.4 s
+// for the anchors' save|grep|restore). It never flushes a table nor changes
+// a policy, so Docker's, libvirt's, firewalld's and the user's rules stay
+// byte for byte.
 //
 // Item targets (host-side, stable, documented in docs):
 //
@@ -35,6 +42,7 @@ import (
 	"time"
 
 	"github.com/nodereset/nodereset/pkg/engine"
+	"github.com/nodereset/nodereset/pkg/plan"
 )
 
 // DefaultTimeout bounds each iptables program run.
@@ -43,7 +51,7 @@ const DefaultTimeout = 60 * time.Second
 // DefaultFlannelSubnetEnv is where flannel records the cluster network.
 const DefaultFlannelSubnetEnv = "/run/flannel/subnet.env"
 
-// Options configure both firewall kinds.
+// Options configure the iptables and the conntrack kind.
 type Options struct {
 	// FlannelSubnetEnv is the host path of flannel's subnet.env, whose
 	// FLANNEL_NETWORK identifies flannel's comment-less masquerade rules
@@ -83,14 +91,37 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// New returns the two kinds in the order a phase must list them: rules in
-// foreign chains first (they jump to the owned chains), then the chains.
-// They share one batch per backend×family (see kinds): list both in the
-// same phase.
-// NewConntrack is the conntrack kind, to be listed last in the phase.
-func New(o Options) []engine.Kind {
-	k := &kinds{opts: o.withDefaults()}
-	return []engine.Kind{&RuleKind{k: k}, &ChainKind{k: k}}
+// Kind is the iptables kind: owned rules in chains that stay
+// ("iptables-rule") and owned chains ("iptables-chain"), discovered with
+// one read and applied in one batch per backend×family.
+type Kind struct{ opts Options }
+
+var _ engine.MultiKind = (*Kind)(nil)
+
+// New returns the iptables kind. NewConntrack is the conntrack kind, to
+// be listed after it in the phase.
+func New(o Options) *Kind { return &Kind{opts: o.withDefaults()} }
+
+// Kind implements engine.Kind.
+func (k *Kind) Kind() plan.Kind { return plan.KindRule }
+
+// Kinds implements engine.MultiKind.
+func (k *Kind) Kinds() []plan.Kind { return []plan.Kind{plan.KindRule, plan.KindChain} }
+
+// Discover implements engine.Kind: one read per backend, nothing changed.
+// Rules come first, as they always did in a plan: they jump to the chains.
+func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, error) {
+	snaps, err := readAll(ctx, k.opts, k.opts.Backends, foreignChain)
+	fl := k.opts.flannel(env)
+	var rules, chains []plan.Item
+	for _, s := range snaps {
+		for _, t := range s.tables {
+			owned := t.ownedChains()
+			rules = append(rules, ownedRules(s.backend, t, owned, fl)...)
+			chains = append(chains, chainItems(s.backend, t, owned)...)
+		}
+	}
+	return append(rules, chains...), err
 }
 
 // ChainDetail is the item detail of an owned chain.
@@ -185,40 +216,4 @@ func (o Options) flannel(env *engine.Env) flannelNets {
 		}
 	}
 	return nets
-}
-
-// foreignChain wants the rules of every chain that is not owned.
-func foreignChain(_ string, c Chain) bool {
-	if c.Builtin() {
-		return true
-	}
-	_, owned := OwnedChain(c.Name)
-	return !owned
-}
-
-func noRules(string, Chain) bool { return false }
-
-// withAdmin also wants AdminChain's rules, on which its ownership depends.
-func withAdmin(want wantRules) wantRules {
-	return func(table string, c Chain) bool { return c.Name == AdminChain || want(table, c) }
-}
-
-// ownedChains is the set of a table's owned user-defined chains, with
-// their owners. AdminChain counts only while it holds no rule (read
-// always reads its rules).
-func (t Table) ownedChains() map[string]string {
-	filled := false
-	for _, r := range t.Rules {
-		filled = filled || r.Chain == AdminChain
-	}
-	m := map[string]string{}
-	for _, c := range t.Chains {
-		if c.Builtin() || c.Name == AdminChain && filled {
-			continue
-		}
-		if owner, ok := OwnedChain(c.Name); ok {
-			m[c.Name] = owner
-		}
-	}
-	return m
 }

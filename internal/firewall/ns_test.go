@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,14 @@ func load(t testing.TB, b Backend, script string) {
 	}
 }
 
+// loadAll loads one script into every backend.
+func loadAll(t testing.TB, backends []Backend, script string) {
+	t.Helper()
+	for _, b := range backends {
+		load(t, b, script)
+	}
+}
+
 // state prints every backend's canonical save output.
 func state(t testing.TB) string {
 	t.Helper()
@@ -111,20 +120,53 @@ func (r *recorder) check(t testing.TB, items []plan.Item) {
 	}
 }
 
-func discoverApply(t testing.TB, env *engine.Env, kinds []engine.Kind) map[plan.Kind][]plan.Item {
+// ip4Backends are the two backends of one family, enough where the
+// families do not differ.
+func ip4Backends() []Backend { return []Backend{{"ip4", "nft"}, {"ip4", "legacy"}} }
+
+// planted is the namespaces' env without backups, with script loaded into
+// every backend, and the kind for those backends.
+func planted(t testing.TB, backends []Backend, script string) (*engine.Env, *Kind) {
 	t.Helper()
-	out := map[plan.Kind][]plan.Item{}
-	for _, k := range kinds {
-		items, err := k.Discover(context.Background(), env)
-		if err != nil {
-			t.Fatalf("discover %s: %v", k.Kind(), err)
-		}
-		out[k.Kind()] = items
+	env := nsSetup(t)
+	env.BackupDir = ""
+	loadAll(t, backends, script)
+	return env, New(Options{Backends: backends})
+}
+
+// decoyed loads the decoys into backends and returns the state.
+func decoyed(t testing.TB, backends []Backend) string {
+	t.Helper()
+	for _, b := range backends {
+		load(t, b, fixture.Decoys(b.Family).String())
 	}
-	for _, k := range kinds {
-		rec := newRecorder()
-		k.Apply(context.Background(), env, out[k.Kind()], rec)
-		rec.check(t, out[k.Kind()])
+	return state(t)
+}
+
+// discover is k.Discover, failing the test on an error.
+func discover(t testing.TB, env *engine.Env, k engine.Kind) []plan.Item {
+	t.Helper()
+	items, err := k.Discover(context.Background(), env)
+	if err != nil {
+		t.Fatalf("discover %s: %v", k.Kind(), err)
+	}
+	return items
+}
+
+// applyAll is k.Apply with a recorder of its own.
+func applyAll(env *engine.Env, k engine.Kind, items []plan.Item) *recorder {
+	rec := newRecorder()
+	k.Apply(context.Background(), env, items, rec)
+	return rec
+}
+
+// ofKind is the items of one plan kind.
+func ofKind(items []plan.Item, kind plan.Kind) []plan.Item {
+	var out []plan.Item
+	for _, it := range items {
+		if it.Kind == kind {
+			out = append(out, it)
+		}
 	}
 	return out
 }
@@ -147,10 +189,7 @@ func TestCleanBothBackendsKeepsDecoys(t *testing.T) {
 		return
 	}
 	env := nsSetup(t)
-	for _, b := range AllBackends() {
-		load(t, b, fixture.Decoys(b.Family).String())
-	}
-	decoys := state(t)
+	decoys := decoyed(t, AllBackends())
 	nft(t, "table ip kube-proxy {\n\tset cluster-ips {\n\t\ttype ipv4_addr\n\t\telements = { 10.96.0.1 }\n\t}\n}\n")
 	wantRules, wantChains := map[string]bool{}, map[string]bool{}
 	for _, b := range AllBackends() {
@@ -168,9 +207,10 @@ func TestCleanBothBackendsKeepsDecoys(t *testing.T) {
 		t.Fatal("planting owned rules changed nothing")
 	}
 
-	kinds := New(Options{})
-	found := discoverApply(t, env, kinds)
-	rules, chains := targets(found[plan.KindRule]), targets(found[plan.KindChain])
+	k := New(Options{})
+	found := discover(t, env, k)
+	applyAll(env, k, found).check(t, found)
+	rules, chains := targets(ofKind(found, plan.KindRule)), targets(ofKind(found, plan.KindChain))
 	sameSet(t, "rules", rules, wantRules)
 	sameSet(t, "chains", chains, wantChains)
 	for _, want := range []string{
@@ -197,17 +237,11 @@ func TestCleanBothBackendsKeepsDecoys(t *testing.T) {
 	if got := state(t); got != decoys {
 		t.Fatalf("after apply the decoys changed:\n%s", lineDiff(decoys, got))
 	}
-	for _, k := range kinds {
-		if left, err := k.Discover(context.Background(), env); err != nil || len(left) != 0 {
-			t.Errorf("%s after apply: %d left (%v): %v", k.Kind(), len(left), err, left)
-		}
+	if left := discover(t, env, k); len(left) != 0 {
+		t.Errorf("after apply: %d left: %v", len(left), left)
 	}
 	// Applying the same plan again (a rerun after a crash) is all done.
-	for _, k := range kinds {
-		rec := newRecorder()
-		k.Apply(context.Background(), env, found[k.Kind()], rec)
-		rec.check(t, found[k.Kind()])
-	}
+	applyAll(env, k, found).check(t, found)
 	nft(t, "delete table ip kube-proxy\n") // what the nftables kind does
 	if err := Restore(context.Background(), env.BackupDir); err != nil {
 		t.Fatal(err)
@@ -227,46 +261,16 @@ func TestApplyRuleVanished(t *testing.T) {
 	if !testns.Enter(t, testns.Mount|testns.Net) {
 		return
 	}
-	env := nsSetup(t)
-	env.BackupDir = ""
-	for _, b := range []Backend{{"ip4", "nft"}, {"ip4", "legacy"}} {
-		load(t, b, "*nat\n:KUBE-A - [0:0]\n:KUBE-B - [0:0]\n:USER - [0:0]\n-A PREROUTING -j KUBE-A\n-A OUTPUT -j KUBE-A\n-A USER -j KUBE-B\nCOMMIT\n")
+	backends := ip4Backends()
+	env, k := planted(t, backends, "*nat\n:KUBE-A - [0:0]\n:KUBE-B - [0:0]\n:USER - [0:0]\n-A PREROUTING -j KUBE-A\n-A OUTPUT -j KUBE-A\n-A USER -j KUBE-B\nCOMMIT\n")
+	found := discover(t, env, k)
+	if r, c := ofKind(found, plan.KindRule), ofKind(found, plan.KindChain); len(r) != 6 || len(c) != 4 { // USER -j KUBE-B is a foreign rule too
+		t.Fatalf("rules %v chains %v", r, c)
 	}
-	kinds := New(Options{Backends: []Backend{{"ip4", "nft"}, {"ip4", "legacy"}}})
-	rulesK, chainsK := kinds[0], kinds[1]
-	ruleItems, _ := rulesK.Discover(context.Background(), env)
-	chainItems, _ := chainsK.Discover(context.Background(), env)
-	if len(ruleItems) != 6 || len(chainItems) != 4 { // USER -j KUBE-B is a foreign rule too
-		t.Fatalf("rules %v chains %v", ruleItems, chainItems)
-	}
-	for _, b := range []Backend{{"ip4", "nft"}, {"ip4", "legacy"}} {
-		load(t, b, "*nat\n-D OUTPUT -j KUBE-A\nCOMMIT\n")
-	}
-	// Apply only the PREROUTING/OUTPUT rules: USER's jump stays.
-	var some []plan.Item
-	for _, it := range ruleItems {
-		if !strings.Contains(it.Target, " USER ") {
-			some = append(some, it)
-		}
-	}
-	rec := newRecorder()
-	rulesK.Apply(context.Background(), env, some, rec)
-	rec.check(t, some)
-	rec = newRecorder()
-	chainsK.Apply(context.Background(), env, chainItems, rec)
-	for _, it := range chainItems {
-		errs := rec.done[it.Key()]
-		inUse := strings.HasSuffix(it.Target, "KUBE-B")
-		if len(errs) != 1 || (errs[0] != nil) != inUse {
-			t.Errorf("%s: %v (in use: %v)", it.Target, errs, inUse)
-		}
-		// The legacy backend first tries the plan as one restore (the
-		// table's commit fails whole, nothing changes) and so starts it;
-		// the nft backend checks references before touching anything.
-		if inUse && strings.HasPrefix(it.Target, "ip4/nft") && rec.start[it.Key()] != 0 {
-			t.Errorf("%s: started though it is in use", it.Target)
-		}
-	}
+	loadAll(t, backends, "*nat\n-D OUTPUT -j KUBE-A\nCOMMIT\n")
+	// Apply all but the USER rules: USER's jump stays.
+	some := slices.DeleteFunc(slices.Clone(found), func(it plan.Item) bool { return strings.Contains(it.Target, " USER ") })
+	checkInUse(t, applyAll(env, k, some), some)
 	if s := state(t); strings.Contains(s, "KUBE-A") || !strings.Contains(s, ":KUBE-B") {
 		t.Errorf("after apply:\n%s", s)
 	}
@@ -281,35 +285,16 @@ func TestAdminChain(t *testing.T) {
 	if !testns.Enter(t, testns.Mount|testns.Net) {
 		return
 	}
-	env := nsSetup(t)
-	env.BackupDir = ""
-	backends := []Backend{{"ip4", "nft"}, {"ip4", "legacy"}}
-	for _, b := range backends {
-		load(t, b, "*filter\n:CNI-FORWARD - [0:0]\n:CNI-ADMIN - [0:0]\n-A FORWARD -j CNI-FORWARD\n-A CNI-FORWARD -j CNI-ADMIN\nCOMMIT\n")
-	}
-	kinds := New(Options{Backends: backends})
-	rulesK, chainsK := kinds[0], kinds[1]
-	ruleItems, err := rulesK.Discover(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainItems, err := chainsK.Discover(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := targets(chainItems); len(got) != 4 || !got["ip4/legacy filter CNI-ADMIN"] || !got["ip4/nft filter CNI-ADMIN"] {
-		t.Fatalf("an empty CNI-ADMIN is the plugin's: chains %v", chainItems)
+	backends := ip4Backends()
+	env, k := planted(t, backends, "*filter\n:CNI-FORWARD - [0:0]\n:CNI-ADMIN - [0:0]\n-A FORWARD -j CNI-FORWARD\n-A CNI-FORWARD -j CNI-ADMIN\nCOMMIT\n")
+	found := discover(t, env, k)
+	if got := targets(ofKind(found, plan.KindChain)); len(got) != 4 || !got["ip4/legacy filter CNI-ADMIN"] || !got["ip4/nft filter CNI-ADMIN"] {
+		t.Fatalf("an empty CNI-ADMIN is the plugin's: %v", found)
 	}
 	const admin = "-A CNI-ADMIN -s 192.0.2.7/32 -j DROP"
-	for _, b := range backends {
-		load(t, b, "*filter\n"+admin+"\nCOMMIT\n")
-	}
-	rec := newRecorder()
-	rulesK.Apply(context.Background(), env, ruleItems, rec)
-	rec.check(t, ruleItems)
-	rec = newRecorder()
-	chainsK.Apply(context.Background(), env, chainItems, rec)
-	for _, it := range chainItems {
+	loadAll(t, backends, "*filter\n"+admin+"\nCOMMIT\n")
+	rec := applyAll(env, k, found)
+	for _, it := range found {
 		errs := rec.done[it.Key()]
 		var ae *AdminChainError
 		isAdmin := strings.HasSuffix(it.Target, " CNI-ADMIN")
@@ -327,11 +312,8 @@ func TestAdminChain(t *testing.T) {
 		}
 	}
 	// Planned again, the filled chain is not Kubernetes' any more.
-	if left, err := chainsK.Discover(context.Background(), env); err != nil || len(left) != 0 {
-		t.Errorf("chains after apply: %v (%v)", left, err)
-	}
-	if left, err := rulesK.Discover(context.Background(), env); err != nil || len(left) != 0 {
-		t.Errorf("rules after apply: %v (%v)", left, err)
+	if left := discover(t, env, k); len(left) != 0 {
+		t.Errorf("after apply: %v", left)
 	}
 }
 

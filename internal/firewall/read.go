@@ -19,6 +19,22 @@ import (
 // for are never fetched.
 type wantRules func(table string, c Chain) bool
 
+// foreignChain wants the rules of every chain that is not owned: the
+// chains that stay, where owned rules live (an owned chain goes with all
+// its rules, which are never read).
+func foreignChain(_ string, c Chain) bool {
+	if c.Builtin() {
+		return true
+	}
+	_, owned := OwnedChain(c.Name)
+	return !owned
+}
+
+// withAdmin also wants AdminChain's rules, on which its ownership depends.
+func withAdmin(want wantRules) wantRules {
+	return func(table string, c Chain) bool { return c.Name == AdminChain || want(table, c) }
+}
+
 // read returns a backend's tables. The legacy backend is read with one
 // *-save. The nft backend is read through netlink for the chain list and
 // with one `iptables-nft -t T -S C` per wanted chain for rules: measured

@@ -89,13 +89,13 @@ func Phases(p Profile, o Options) []engine.Phase {
 		// Rules before the sets they match (the kernel keeps a set in use)
 		// and before the links and CNI files; nft tables and IPVS services
 		// depend on nothing else.
-		{Name: PhaseFirewall, Kinds: append(firewall.New(firewall.Options{ClusterCIDRs: slices.Concat(p.ClusterCIDRs, o.ClusterCIDRs)}),
+		{Name: PhaseFirewall, Kinds: []engine.Kind{firewall.New(firewall.Options{ClusterCIDRs: slices.Concat(p.ClusterCIDRs, o.ClusterCIDRs)}),
 			nftables.New(nftables.Options{}),
 			ipvs.New(ipvs.Options{ServiceCIDRs: slices.Concat(p.ServiceCIDRs, o.ServiceCIDRs)}),
 			ipsets.New(ipsets.Options{}),
 			// Last: once no rule translates new flows to Services.
 			firewall.NewConntrack(firewall.Options{ServiceCIDRs: slices.Concat(p.ServiceCIDRs, o.ServiceCIDRs), Conntrack: o.Conntrack}),
-		)},
+		}},
 		{Name: PhaseNetwork, Kinds: []engine.Kind{
 			links.New(links.Options{CNIConfDir: cniConfDir(p)}),
 			cni.New(cni.Options{ConfDir: cniConfDir(p), LibDir: cniLibDir, StateDirs: cniStateDirs(p), Backup: o.Backup, Hold: func() bool {

@@ -134,31 +134,6 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 	return report, errors.Join(errs...)
 }
 
-// route splits a phase's items by the kind that discovered them. An item
-// without Via (a plan read back from JSON) goes to the phase's first kind of
-// its Kind; items no kind claims are returned apart.
-func route(ph Phase, items []plan.Item) (byKind [][]plan.Item, orphans []plan.Item) {
-	out := make([][]plan.Item, len(ph.Kinds))
-	for _, it := range items {
-		j := it.Via - 1
-		if j < 0 || j >= len(ph.Kinds) || ph.Kinds[j].Kind() != it.Kind {
-			j = -1
-			for n, k := range ph.Kinds {
-				if k.Kind() == it.Kind {
-					j = n
-					break
-				}
-			}
-		}
-		if j < 0 {
-			orphans = append(orphans, it)
-			continue
-		}
-		out[j] = append(out[j], it)
-	}
-	return out, orphans
-}
-
 // writeNew writes a file unless it exists, atomically.
 func writeNew(path string, b []byte) error {
 	if _, err := os.Lstat(path); err == nil {

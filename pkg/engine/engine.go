@@ -23,7 +23,8 @@ type Env struct {
 
 // Kind discovers and removes one kind of host state.
 type Kind interface {
-	// Kind names the items this kind produces and consumes.
+	// Kind names the items this kind produces and consumes (a MultiKind
+	// has more).
 	Kind() plan.Kind
 	// Discover reads the host and returns the items this kind would change.
 	// It changes nothing. An empty result means the host is clean of it.
@@ -32,6 +33,21 @@ type Kind interface {
 	// in the order and with the parallelism the kind needs, and reports
 	// every item to rec exactly once through Done.
 	Apply(ctx context.Context, env *Env, items []plan.Item, rec Recorder)
+}
+
+// MultiKind is implemented by a kind whose items come in several plan
+// kinds that must be changed together, so that its Apply sees its whole
+// share of the phase at once: the firewall removes a rule and the chain it
+// jumps to in one iptables-restore batch, and with one Kind per item kind
+// each half would see only its own items. The engine routes every item of
+// any of Kinds to it (Item.Via, or the phase's first kind claiming the
+// item's Kind); an item of another kind from its Discover is a bug
+// (ErrUnclaimedItem).
+type MultiKind interface {
+	Kind
+	// Kinds lists every plan kind Discover produces and Apply consumes,
+	// Kind() first: that one names the kind in logs and errors.
+	Kinds() []plan.Kind
 }
 
 // Warner is implemented by a kind that has something to say in the plan

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,11 @@ func (e *DiscoverError) Error() string {
 }
 
 func (e *DiscoverError) Unwrap() error { return e.Err }
+
+// ErrUnclaimedItem marks an item a kind discovered although it is not of
+// its Kind (nor of its Kinds, for a MultiKind): a bug in the kind. The item
+// is left out of the plan, and the plan comes with an error.
+var ErrUnclaimedItem = errors.New("discovered an item of a kind it does not handle (a bug in nodereset)")
 
 // Plan discovers every kind of every phase, concurrently, and returns the
 // plan. It changes nothing. When some kind fails, the plan holds what the
@@ -59,7 +65,13 @@ func Plan(ctx context.Context, env *Env, phases []Phase) (*plan.Plan, error) {
 			if w, ok := k.(Warner); ok {
 				p.Warnings = append(p.Warnings, w.Warnings()...)
 			}
+			mine := kindsOf(k)
 			for _, it := range r.items {
+				if !slices.Contains(mine, it.Kind) {
+					// Apply would hand it to another kind, or to none.
+					errs = append(errs, &DiscoverError{Kind: k.Kind(), Err: fmt.Errorf("%s %s: %w", it.Kind, it.Target, ErrUnclaimedItem)})
+					continue
+				}
 				it.Via = j + 1
 				out.Items = append(out.Items, it)
 			}
