@@ -3,21 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodereset/nodereset/internal/cluster"
-	"github.com/nodereset/nodereset/internal/etcdmember"
 	"github.com/nodereset/nodereset/internal/rancher"
-	"github.com/nodereset/nodereset/pkg/host"
 )
 
 // clusterOptions are the flags of drain and remove. The kubectl connection
@@ -67,6 +59,15 @@ The Node is not deleted while it is Ready and its kubelet still renews its
 Lease: it would re-register. Reset the host first ('nodereset reset' on it) and
 run remove again, or pass --ignore-kubelet.
 
+With --rancher-kubeconfig (Rancher's local cluster) the node's Rancher record
+goes too: the nodes.management.cattle.io record of its cluster (found by the
+downstream server's endpoint, or --rancher-cluster) matched by name and
+providerID, never by name alone, is deleted once the Node is gone. A node a
+Cluster API Machine owns (Rancher-provisioned RKE2/K3s) is removed through the
+Machine instead: nodereset deletes the Machine and waits, bounded by
+--record-timeout, for Cluster API to drain and delete the Node. Both plans,
+and the permissions they need there, are checked before anything changes.
+
 Exit codes as for drain.`)
 }
 
@@ -111,36 +112,33 @@ func newClusterCommand(g *globalOptions, s Streams, mode cluster.Mode, use, shor
 	return cmd
 }
 
+// clusterResult is the JSON output of drain and remove: one object.
+type clusterResult struct {
+	Plan    *cluster.Plan   `json:"plan"`
+	Report  *cluster.Report `json:"report,omitempty"`
+	Rancher *rancherResult  `json:"rancher,omitempty"`
+}
+
 func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Streams) error {
-	if g.output != "text" && g.output != "json" {
-		return withCode(ExitError, fmt.Errorf("-o %q: use text or json", g.output))
+	pr, err := clusterPrinter(g, s)
+	if err != nil {
+		return err
 	}
 	ot, err := cluster.ParseOnTimeout(co.onTimeout)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	co.o.OnTimeout = ot
-	cfg, err := co.kube.ToRESTConfig()
-	if err != nil {
-		return withCode(ExitError, fmt.Errorf("kubeconfig: %w; nothing was changed", err))
-	}
-	// client-go's default 5 QPS would pace a 110-pod drain; the server's
-	// priority and fairness still applies.
-	cfg.QPS, cfg.Burst = 50, 100
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	c, err := kubernetes.NewForConfig(cfg)
+	d, err := downstreamClients(co.kube)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	pr := newPrinter(s.Out, s.Err, g.output, g.verbosity)
 	co.o.Log = newLogger(s.Err, g.verbosity)
 	co.o.Observer = newClusterProgress(s.Err, pr.json)
 	if co.o.Mode == cluster.ModeRemove {
 		co.o.Etcd = etcdPlanner{co: co, hostRoot: g.hostRoot}
 	}
-	r, err := cluster.New(c, cfg.Host, co.o)
+	r, err := cluster.New(d.Client, d.Server, co.o)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
@@ -148,70 +146,64 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	var records *RancherRecords
-	if co.rancher != nil {
-		if records, err = planRancherRecords(ctx, co.rancher, co.kube, p.Node); err != nil {
+	// Planned, with the permissions to change them, before anything
+	// changes: a wrong --rancher-kubeconfig must not leave a removed Node
+	// whose record nodereset then cannot delete.
+	var records *rancherRecords
+	if co.rancher != nil && co.rancher.rancherKubeconfig != "" {
+		if records, err = planRancherRecords(ctx, co.rancher, co.kube, d, p.Node); err != nil {
 			return withCode(ExitError, err)
 		}
 	}
-	if co.dryRun || !pr.json {
-		printClusterPlan(pr, p)
-		if records != nil && !pr.json {
-			printRancherRecords(pr, records)
-		}
+	res := clusterResult{Plan: p}
+	if records != nil {
+		res.Rancher = &rancherResult{Plan: records.plan}
+	}
+	if !pr.json {
+		printClusterPlan(pr, p, records)
 	}
 	if co.dryRun {
+		if pr.json {
+			// The plan alone, as for the other dry runs; with records,
+			// both plans.
+			var v any = p
+			if records != nil {
+				v = res
+			}
+			pr.writeJSON(v)
+		}
 		return nil
 	}
-	if records != nil && records.Plan.OwnsRemoval() {
-		// A Cluster API Machine drains and deletes its node itself: drive
-		// the removal through it, not behind its back.
-		return applyRancherRecords(ctx, pr, records)
+	failed := false
+	if records == nil || !records.plan.OwnsRemoval() {
+		rep, err := r.Apply(ctx, p)
+		if rep == nil {
+			return withCode(ExitError, err)
+		}
+		res.Report, failed = rep, err != nil || rep.Failed()
+		if failed && records != nil {
+			rep.Todo = append(rep.Todo, records.keptNote())
+		}
+		if !pr.json {
+			printClusterReport(pr, rep)
+		}
 	}
-	rep, err := r.Apply(ctx, p)
-	if rep == nil {
-		return withCode(ExitError, err)
+	// After the Node delete; with a Cluster API Machine in its place (the
+	// Machine's controller drains and deletes the Node).
+	if records != nil && !failed {
+		rep, err := records.apply(ctx)
+		res.Rancher.Report, failed = rep, err != nil || rep.Failed()
+		if !pr.json {
+			printRancherReport(pr, "Rancher records in cluster "+records.plan.Cluster.ID, rep)
+		}
 	}
 	if pr.json {
-		pr.writeJSON(struct {
-			Plan   *cluster.Plan   `json:"plan"`
-			Report *cluster.Report `json:"report"`
-		}{p, rep})
-	} else {
-		printClusterReport(pr, rep)
+		pr.writeJSON(res)
 	}
-	if err != nil || rep.Failed() {
-		return withCode(ExitResidue, errSilent)
-	}
-	if records != nil {
-		return applyRancherRecords(ctx, pr, records)
-	}
-	return nil
+	return residue(failed)
 }
 
-// applyRancherRecords removes the node's record from Rancher's local
-// cluster and reports it.
-func applyRancherRecords(ctx context.Context, pr *printer, records *RancherRecords) error {
-	rep, err := records.Apply(ctx)
-	if rep == nil {
-		return withCode(ExitError, err)
-	}
-	if pr.json {
-		pr.writeJSON(rep)
-	} else {
-		printRancherReport(pr, rep)
-	}
-	if err != nil || rep.Failed() {
-		return withCode(ExitResidue, errSilent)
-	}
-	return nil
-}
-
-func printClusterPlan(pr *printer, p *cluster.Plan) {
-	if pr.json {
-		pr.writeJSON(p)
-		return
-	}
+func printClusterPlan(pr *printer, p *cluster.Plan, records *rancherRecords) {
 	n := p.Node
 	fmt.Fprintf(pr.out, "Plan: %s node %s (uid %s", p.Mode, n.Name, n.UID)
 	if n.ProviderID != "" {
@@ -222,6 +214,9 @@ func printClusterPlan(pr *printer, p *cluster.Plan) {
 		roles[i] = string(r)
 	}
 	fmt.Fprintf(pr.out, ")\n  %s, distribution %s, Ready=%s, unreachable=%v\n", strings.Join(roles, "+"), n.Distribution, n.Ready, n.Unreachable)
+	if records != nil && records.plan.OwnsRemoval() {
+		fmt.Fprintf(pr.out, "  %s owns this node: nodereset runs none of these steps; Cluster API does once the Machine is deleted\n", records.plan.Machine.Object())
+	}
 	for _, st := range p.Steps {
 		if st.Skip != "" {
 			fmt.Fprintf(pr.out, "  - %-21s skip: %s\n", st.Name, st.Skip)
@@ -244,107 +239,15 @@ func printClusterPlan(pr *printer, p *cluster.Plan) {
 	for _, w := range p.Warnings {
 		fmt.Fprintf(pr.out, "warning: %s\n", w)
 	}
+	if records != nil {
+		printRancherRecords(pr, records)
+	}
 }
 
 func printClusterReport(pr *printer, rep *cluster.Report) {
-	fmt.Fprintf(pr.out, "\nReport for %s %s:\n", rep.Mode, rep.Node.Name)
-	for _, s := range rep.Steps {
-		msg := s.Detail
-		if s.Error != "" {
-			msg = s.Error
-		}
-		fmt.Fprintf(pr.out, "  %-8s %-21s %s\n", s.Status, s.Name, msg)
+	rows := make([]reportRow, len(rep.Steps))
+	for i, s := range rep.Steps {
+		rows[i] = reportRow{string(s.Status), s.Name, s.Detail, s.Error}
 	}
-	pr.todo(rep.Todo)
-}
-
-// clusterProgress prints steps and drain progress to stderr: one updated
-// line on a terminal, a line per change otherwise.
-type clusterProgress struct {
-	mu   sync.Mutex
-	w    io.Writer
-	tty  bool
-	last string
-}
-
-func newClusterProgress(w io.Writer, quiet bool) cluster.Observer {
-	if quiet {
-		w = io.Discard
-	}
-	f, ok := w.(*os.File)
-	return &clusterProgress{w: w, tty: ok && term.IsTerminal(int(f.Fd()))}
-}
-
-func (c *clusterProgress) Step(s cluster.StepResult) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.tty && c.last != "" {
-		fmt.Fprintln(c.w)
-		c.last = ""
-	}
-	if s.Status == cluster.StatusRunning {
-		fmt.Fprintf(c.w, "==> %s\n", s.Name)
-		return
-	}
-	msg := s.Detail
-	if s.Error != "" {
-		msg = s.Error
-	}
-	fmt.Fprintf(c.w, "    %s %s: %s\n", s.Name, s.Status, msg)
-}
-
-func (c *clusterProgress) Drain(p cluster.DrainProgress) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	line := fmt.Sprintf("    pods gone %d/%d", p.Gone, p.Total)
-	if len(p.Blocked) > 0 {
-		line += fmt.Sprintf(", blocked %d: %s (%s)", len(p.Blocked), p.Blocked[0].Pod, p.Blocked[0].Note)
-	}
-	if line == c.last {
-		return
-	}
-	c.last = line
-	if c.tty {
-		fmt.Fprintf(c.w, "\r\033[K%s", line)
-		return
-	}
-	fmt.Fprintln(c.w, line)
-}
-
-// etcdPlanner adapts internal/etcdmember to cluster.EtcdPlanner.
-type etcdPlanner struct {
-	co       *clusterOptions
-	hostRoot string
-}
-
-func (e etcdPlanner) PlanRemoval(ctx context.Context, t cluster.EtcdTarget) (cluster.EtcdRemoval, error) {
-	o := etcdmember.Options{Endpoints: t.ClientURLs, CACert: e.co.etcdCA, Cert: e.co.etcdCert, Key: e.co.etcdKey, AllowQuorumLoss: e.co.allowQuorumLoss}
-	if o.CACert == "" && o.Cert == "" && o.Key == "" {
-		if h, err := host.New(e.hostRoot); err == nil {
-			o.CACert, o.Cert, o.Key, _ = etcdmember.DefaultTLS(h)
-		}
-	}
-	if len(o.Endpoints) == 0 {
-		return nil, fmt.Errorf("no etcd client URLs found (no etcd static pod carries the kubeadm.kubernetes.io/etcd.advertise-client-urls annotation)")
-	}
-	rm, err := etcdmember.PlanRemoval(ctx, o, etcdmember.Target{Name: t.Name, PeerHosts: t.PeerHosts})
-	if err != nil {
-		return nil, err
-	}
-	return etcdRemoval{rm}, nil
-}
-
-type etcdRemoval struct{ rm *etcdmember.Removal }
-
-func (e etcdRemoval) Describe() []string { return e.rm.Describe() }
-
-func (e etcdRemoval) Apply(ctx context.Context) (string, error) {
-	res, err := e.rm.Apply(ctx)
-	if err != nil {
-		return "", err
-	}
-	if res.AlreadyGone {
-		return "member " + res.Member + " already gone", nil
-	}
-	return fmt.Sprintf("removed member %s through %s; members now %s, leader %s", res.Member, res.Via, strings.Join(res.Remaining, ", "), res.Leader), nil
+	pr.results(fmt.Sprintf("Report for %s %s", rep.Mode, rep.Node.Name), rows, rep.Todo)
 }

@@ -21,6 +21,7 @@ var apiserver clustertest.Shared
 func TestMain(m *testing.M) {
 	code := m.Run()
 	apiserver.Stop()
+	rancherLocal.Stop()
 	os.Exit(code)
 }
 

@@ -95,13 +95,25 @@ func (p *printer) verify(v *engine.VerifyReport) {
 	}
 }
 
-// todo lists what the operator must still do after a cluster-side run.
-func (p *printer) todo(items []string) {
-	if len(items) == 0 {
+// reportRow is one step or object of a cluster-side report.
+type reportRow struct{ status, what, detail, err string }
+
+// results prints a cluster-side report: a line per row (its error, when it
+// has one, in place of its detail), then what the operator must still do.
+func (p *printer) results(title string, rows []reportRow, todo []string) {
+	fmt.Fprintf(p.out, "\n%s:\n", title)
+	for _, r := range rows {
+		msg := r.detail
+		if r.err != "" {
+			msg = r.err
+		}
+		fmt.Fprintf(p.out, "  %-8s %-21s %s\n", r.status, r.what, msg)
+	}
+	if len(todo) == 0 {
 		return
 	}
 	fmt.Fprintln(p.out, "Still to do:")
-	for _, t := range items {
+	for _, t := range todo {
 		fmt.Fprintf(p.out, "  - %s\n", t)
 	}
 }

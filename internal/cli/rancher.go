@@ -2,20 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
-	"time"
+	"log/slog"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/nodereset/nodereset/internal/cluster"
 	"github.com/nodereset/nodereset/internal/rancher"
 )
 
@@ -26,10 +18,18 @@ type rancherOptions struct {
 	kube              *genericclioptions.ConfigFlags
 	rancherKubeconfig string
 	rancherContext    string
-	dryRun            bool
-	fix               bool
-	cleanup           rancher.CleanupOptions
-	records           rancher.RecordOptions
+	// clusterFlag is the name of the Rancher cluster ID flag: "cluster",
+	// or "rancher-cluster" on remove, where kubectl's --cluster is bound.
+	clusterFlag string
+	dryRun      bool
+	fix         bool
+	cleanup     rancher.CleanupOptions
+	records     rancher.RecordOptions
+}
+
+// where names Rancher's local cluster in messages.
+func (ro *rancherOptions) where() string {
+	return "Rancher's local cluster (--rancher-kubeconfig " + ro.rancherKubeconfig + ")"
 }
 
 func newRancherCommand(g *globalOptions, s Streams) *cobra.Command {
@@ -46,9 +46,33 @@ func newRancherCommand(g *globalOptions, s Streams) *cobra.Command {
 	return cmd
 }
 
+// rancherRun is the body of a rancher subcommand, called with the
+// downstream cluster's clients.
+type rancherRun func(ctx context.Context, pr *printer, d rancher.Downstream, log *slog.Logger) error
+
+// rancherSubcommand finishes cmd as a rancher subcommand: no arguments,
+// kubectl's connection flags for the downstream cluster, and run called
+// once the output format and those flags were checked.
+func rancherSubcommand(g *globalOptions, s Streams, ro *rancherOptions, cmd *cobra.Command, run rancherRun) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		pr, err := clusterPrinter(g, s)
+		if err != nil {
+			return err
+		}
+		d, err := downstreamClients(ro.kube)
+		if err != nil {
+			return withCode(ExitError, err)
+		}
+		return run(cmd.Context(), pr, d, newLogger(s.Err, g.verbosity))
+	}
+	ro.kube.AddFlags(cmd.Flags())
+	return cmd
+}
+
 func newRancherCleanupCommand(g *globalOptions, s Streams) *cobra.Command {
 	ro := &rancherOptions{kube: genericclioptions.NewConfigFlags(true), cleanup: rancher.DefaultCleanupOptions()}
-	cmd := &cobra.Command{
+	cmd := rancherSubcommand(g, s, ro, &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove Rancher from an imported downstream cluster",
 		Long: `Plan, then remove what Rancher's agent left in the downstream cluster, as
@@ -67,13 +91,11 @@ Refused when the Rancher server runs in the cluster (cattle-system/rancher).
 Exit codes: 0 done; 1 something failed or remains (see the report); 2 could
 not run (refused, unreachable, missing permission) and nothing was changed.`,
 		Example: "  nodereset rancher cleanup --dry-run\n  nodereset rancher cleanup --crds --context imported-prod",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runRancherCleanup(cmd.Context(), g, ro, s)
-		},
-	}
+	}, func(ctx context.Context, pr *printer, d rancher.Downstream, log *slog.Logger) error {
+		ro.cleanup.Log = log
+		return runRancherCleanup(ctx, pr, d, ro)
+	})
 	f := cmd.Flags()
-	ro.kube.AddFlags(f)
 	f.BoolVar(&ro.dryRun, "dry-run", false, "print the plan and change nothing")
 	f.BoolVar(&ro.cleanup.CRDs, "crds", false, "also delete Rancher's CRDs (group cattle.io or *.cattle.io) and all their objects")
 	f.DurationVar(&ro.cleanup.NamespaceTimeout, "namespace-timeout", ro.cleanup.NamespaceTimeout, "bound on the wait for Rancher's deleted namespaces and CRDs to go")
@@ -82,7 +104,10 @@ not run (refused, unreachable, missing permission) and nothing was changed.`,
 
 func newRancherOrphansCommand(g *globalOptions, s Streams) *cobra.Command {
 	ro := &rancherOptions{kube: genericclioptions.NewConfigFlags(true), records: rancher.DefaultRecordOptions()}
-	cmd := &cobra.Command{
+	// --cluster is the Rancher cluster here, as in Rancher's own tools;
+	// kubeconfig's cluster is chosen with --context.
+	ro.kube.ClusterName = nil
+	cmd := rancherSubcommand(g, s, ro, &cobra.Command{
 		Use:   "orphans",
 		Short: "List Rancher node records whose node is gone, and nodes without a record",
 		Long: `Compare the Rancher cluster's records (nodes.management.cattle.io in the
@@ -99,18 +124,12 @@ of another providerID or UID is left alone and reported.
 
 Exit codes: 0 consistent (or fixed); 1 inconsistencies remain; 2 could not run.`,
 		Example: "  nodereset rancher orphans --rancher-kubeconfig local.yaml\n  nodereset rancher orphans --rancher-kubeconfig local.yaml --cluster c-7xk2q --fix",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runRancherOrphans(cmd.Context(), g, ro, s)
-		},
-	}
-	// --cluster is the Rancher cluster here, as in Rancher's own tools;
-	// kubeconfig's cluster is chosen with --context.
-	ro.kube.ClusterName = nil
-	f := cmd.Flags()
-	ro.kube.AddFlags(f)
+	}, func(ctx context.Context, pr *printer, d rancher.Downstream, log *slog.Logger) error {
+		ro.records.Log = log
+		return runRancherOrphans(ctx, pr, d, ro)
+	})
 	ro.bindRancher(cmd, "cluster")
-	f.BoolVar(&ro.fix, "fix", false, "delete orphaned management records")
+	cmd.Flags().BoolVar(&ro.fix, "fix", false, "delete orphaned management records")
 	return cmd
 }
 
@@ -118,6 +137,7 @@ Exit codes: 0 consistent (or fixed); 1 inconsistencies remain; 2 could not run.`
 // waits; the remove command binds them too, with clusterFlag
 // "rancher-cluster" since kubectl's --cluster is taken there.
 func (ro *rancherOptions) bindRancher(cmd *cobra.Command, clusterFlag string) {
+	ro.clusterFlag = clusterFlag
 	f := cmd.Flags()
 	f.StringVar(&ro.rancherKubeconfig, "rancher-kubeconfig", "", "kubeconfig of Rancher's local cluster, where its records live")
 	f.StringVar(&ro.rancherContext, "rancher-context", "", "context in --rancher-kubeconfig (default: its current one)")
@@ -127,60 +147,7 @@ func (ro *rancherOptions) bindRancher(cmd *cobra.Command, clusterFlag string) {
 	_ = cmd.MarkFlagFilename("rancher-kubeconfig")
 }
 
-// tuned sets the client limits the cluster commands use.
-func tuned(cfg *rest.Config) *rest.Config {
-	cfg.QPS, cfg.Burst = 50, 100
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	return cfg
-}
-
-func downstreamClients(kube *genericclioptions.ConfigFlags) (rancher.Downstream, error) {
-	cfg, err := kube.ToRESTConfig()
-	if err != nil {
-		return rancher.Downstream{}, fmt.Errorf("kubeconfig: %w; nothing was changed", err)
-	}
-	tuned(cfg)
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return rancher.Downstream{}, err
-	}
-	d, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return rancher.Downstream{}, err
-	}
-	return rancher.Downstream{Client: c, Dynamic: d, Server: cfg.Host}, nil
-}
-
-// managementClient connects to Rancher's local cluster.
-func managementClient(path, context string) (rancher.Management, error) {
-	if path == "" {
-		return rancher.Management{}, errors.New("--rancher-kubeconfig is required: the kubeconfig of Rancher's local cluster")
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
-		&clientcmd.ConfigOverrides{CurrentContext: context})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return rancher.Management{}, fmt.Errorf("--rancher-kubeconfig %s: %w; nothing was changed", path, err)
-	}
-	d, err := dynamic.NewForConfig(tuned(cfg))
-	if err != nil {
-		return rancher.Management{}, err
-	}
-	return rancher.Management{Dynamic: d, Server: cfg.Host}, nil
-}
-
-func runRancherCleanup(ctx context.Context, g *globalOptions, ro *rancherOptions, s Streams) error {
-	pr, err := rancherPrinter(g, s)
-	if err != nil {
-		return err
-	}
-	d, err := downstreamClients(ro.kube)
-	if err != nil {
-		return withCode(ExitError, err)
-	}
-	ro.cleanup.Log = newLogger(s.Err, g.verbosity)
+func runRancherCleanup(ctx context.Context, pr *printer, d rancher.Downstream, ro *rancherOptions) error {
 	p, err := rancher.PlanCleanup(ctx, d, ro.cleanup)
 	if err != nil {
 		return withCode(ExitError, err)
@@ -195,23 +162,14 @@ func runRancherCleanup(ctx context.Context, g *globalOptions, ro *rancherOptions
 	return finishRancher(pr, p, rep, err)
 }
 
-func runRancherOrphans(ctx context.Context, g *globalOptions, ro *rancherOptions, s Streams) error {
-	pr, err := rancherPrinter(g, s)
-	if err != nil {
-		return err
-	}
-	d, err := downstreamClients(ro.kube)
+func runRancherOrphans(ctx context.Context, pr *printer, d rancher.Downstream, ro *rancherOptions) error {
+	m, _, err := managementClient(ro)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	m, err := managementClient(ro.rancherKubeconfig, ro.rancherContext)
-	if err != nil {
-		return withCode(ExitError, err)
-	}
-	ro.records.Log = newLogger(s.Err, g.verbosity)
 	p, err := rancher.PlanOrphans(ctx, m, d, ro.records)
 	if err != nil {
-		return withCode(ExitError, err)
+		return withCode(ExitError, explainManagement(err, ro, m.Server))
 	}
 	if !ro.fix || !pr.json {
 		printOrphans(pr, p)
@@ -226,7 +184,9 @@ func runRancherOrphans(ctx context.Context, g *globalOptions, ro *rancherOptions
 	return finishRancher(pr, p, rep, err)
 }
 
-func rancherPrinter(g *globalOptions, s Streams) (*printer, error) {
+// clusterPrinter is the printer of the cluster-side commands, which know
+// text and json only.
+func clusterPrinter(g *globalOptions, s Streams) (*printer, error) {
 	if g.output != "text" && g.output != "json" {
 		return nil, withCode(ExitError, fmt.Errorf("-o %q: use text or json", g.output))
 	}
@@ -241,110 +201,16 @@ func finishRancher(pr *printer, plan any, rep *rancher.Report, err error) error 
 			Report *rancher.Report `json:"report"`
 		}{plan, rep})
 	} else {
-		printRancherReport(pr, rep)
+		printRancherReport(pr, "Report", rep)
 	}
-	if err != nil || rep.Failed() {
+	return residue(err != nil || rep.Failed())
+}
+
+// residue is the exit of a run whose report was printed: ExitResidue when
+// something failed or remains.
+func residue(failed bool) error {
+	if failed {
 		return withCode(ExitResidue, errSilent)
 	}
 	return nil
-}
-
-func printCleanupPlan(pr *printer, p *rancher.CleanupPlan) {
-	if pr.json {
-		pr.writeJSON(p)
-		return
-	}
-	if len(p.Items) == 0 {
-		fmt.Fprintf(pr.out, "Nothing of Rancher's found in %s.\n", p.Server)
-		return
-	}
-	fmt.Fprintf(pr.out, "Plan: remove Rancher from %s: %d objects\n", p.Server, len(p.Items))
-	for _, it := range p.Items {
-		fmt.Fprintf(pr.out, "  %-6s %s (%s)\n", it.Action, it.Object(), it.Reason)
-		for _, r := range it.Remove {
-			fmt.Fprintf(pr.out, "           - %s\n", r)
-		}
-	}
-}
-
-func printOrphans(pr *printer, p *rancher.OrphanPlan) {
-	if pr.json {
-		pr.writeJSON(p)
-		return
-	}
-	fmt.Fprintf(pr.out, "Rancher cluster %s (%s), endpoint %s\n", p.Cluster.ID, p.Cluster.DisplayName, p.Cluster.APIEndpoint)
-	if p.Consistent() {
-		fmt.Fprintln(pr.out, "  consistent: every record has its node and every node a record")
-	}
-	for _, o := range p.Orphans {
-		line := fmt.Sprintf("  orphan     %s: node %s is gone", o.Record.Object(), o.Record.Node.Name)
-		if o.Fix != "" {
-			line += "; --fix: " + o.Fix
-		}
-		if o.Note != "" {
-			line += " (" + o.Note + ")"
-		}
-		fmt.Fprintln(pr.out, line)
-	}
-	for _, c := range p.Conflicts {
-		fmt.Fprintf(pr.out, "  conflict   %s %s: left alone\n", c.Record.Object(), c.Why)
-	}
-	for _, n := range p.Unrecorded {
-		fmt.Fprintf(pr.out, "  unrecorded node %s (providerID %s)\n", n.Name, n.ProviderID)
-	}
-}
-
-func printRancherReport(pr *printer, rep *rancher.Report) {
-	fmt.Fprintln(pr.out, "\nReport:")
-	for _, r := range rep.Results {
-		msg := r.Detail
-		if r.Error != "" {
-			msg = r.Error
-		}
-		fmt.Fprintf(pr.out, "  %-7s %s: %s\n", r.Status, r.Object, msg)
-	}
-	pr.todo(rep.Remaining)
-}
-
-// RancherRecords is the hook of 'nodereset remove NODE --rancher-kubeconfig
-// FILE': plan the node's Rancher records from the cluster plan's Node, print
-// what will happen, and carry it out at the right moment.
-type RancherRecords struct {
-	m    rancher.Management
-	d    rancher.Downstream
-	Plan *rancher.NodePlan
-}
-
-// planRancherRecords is called by the remove command after cluster.Plan;
-// nil, nil when no --rancher-kubeconfig was given.
-func planRancherRecords(ctx context.Context, ro *rancherOptions, kube *genericclioptions.ConfigFlags, n cluster.NodeInfo) (*RancherRecords, error) {
-	if ro.rancherKubeconfig == "" {
-		return nil, nil
-	}
-	m, err := managementClient(ro.rancherKubeconfig, ro.rancherContext)
-	if err != nil {
-		return nil, err
-	}
-	d, err := downstreamClients(kube)
-	if err != nil {
-		return nil, err
-	}
-	p, err := rancher.PlanNode(ctx, m, d.Server, rancher.NodeIdentity{Name: n.Name, UID: types.UID(n.UID), ProviderID: n.ProviderID}, ro.records)
-	if err != nil {
-		return nil, err
-	}
-	return &RancherRecords{m: m, d: d, Plan: p}, nil
-}
-
-// Apply carries the records' part out: with a Cluster API Machine, instead
-// of the drain and Node delete; otherwise after the Node delete.
-func (r *RancherRecords) Apply(ctx context.Context) (*rancher.Report, error) {
-	return rancher.ApplyNode(ctx, r.m, r.d, r.Plan)
-}
-
-func printRancherRecords(pr *printer, r *RancherRecords) {
-	fmt.Fprintf(pr.out, "  Rancher cluster %s:\n", r.Plan.Cluster.ID)
-	for _, l := range r.Plan.Describe() {
-		fmt.Fprintf(pr.out, "      rancher: %s\n", strings.TrimSpace(l))
-	}
 }

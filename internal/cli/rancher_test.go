@@ -44,7 +44,7 @@ func TestRancherCommands(t *testing.T) {
 	})
 	t.Run("cleanup", func(t *testing.T) {
 		code, out, errs := runCLI(t, "rancher", "cleanup", "--kubeconfig", kc, "--namespace-timeout", "30s")
-		if code != ExitOK || !strings.Contains(out, "done    Namespace cattle-impersonation-system") {
+		if code != ExitOK || !strings.Contains(out, "done     Namespace cattle-impersonation-system:") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 		}
 		if _, err := c.CoreV1().Namespaces().Get(ctx, "cattle-impersonation-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -86,7 +86,7 @@ status: {nodeName: cli-gone-node}
 	})
 	t.Run("orphans --fix", func(t *testing.T) {
 		code, out, errs := runCLI(t, "rancher", "orphans", "--kubeconfig", kc, "--rancher-kubeconfig", kc, "--cluster", "c-cli01", "--fix", "--finalizer-grace", "200ms")
-		if !strings.Contains(out, "done    nodes.management.cattle.io c-cli01/m-gone1") {
+		if !strings.Contains(out, "done     nodes.management.cattle.io c-cli01/m-gone1:") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 		}
 		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
