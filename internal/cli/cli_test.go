@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/nodereset/nodereset/internal/testns"
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/plan"
@@ -91,6 +93,30 @@ func TestCommands(t *testing.T) {
 		}
 		if p.Host != "sandbox" || len(p.Profiles) == 0 {
 			t.Errorf("host %q profiles %v", p.Host, p.Profiles)
+		}
+	})
+
+	t.Run("plan yaml is the json plan", func(t *testing.T) {
+		root := t.TempDir()
+		writeFiles(t, root, kubeadmFiles)
+		_, js, _ := runCLI(t, "--host-root", root, "plan", "-o", "json")
+		code, ys, errOut := runCLI(t, "--host-root", root, "plan", "-o", "yaml")
+		if code != ExitOK || strings.HasPrefix(strings.TrimSpace(ys), "{") {
+			t.Fatalf("plan -o yaml: %d %s %s", code, ys, errOut)
+		}
+		var fromJSON, fromYAML plan.Plan
+		if err := json.Unmarshal([]byte(js), &fromJSON); err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal([]byte(ys), &fromYAML); err != nil {
+			t.Fatalf("not YAML: %v\n%s", err, ys)
+		}
+		// Discovered twice: the creation times differ, nothing else.
+		fromYAML.Created = fromJSON.Created
+		a, _ := json.Marshal(fromJSON)
+		b, _ := json.Marshal(fromYAML)
+		if !bytes.Equal(a, b) || len(fromYAML.Items()) == 0 {
+			t.Errorf("yaml plan differs from json plan:\n%s\n%s", a, b)
 		}
 	})
 

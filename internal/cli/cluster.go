@@ -120,7 +120,7 @@ type clusterResult struct {
 }
 
 func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Streams) error {
-	pr, err := clusterPrinter(g, s)
+	pr, err := newPrinter(s.Out, s.Err, g.output, g.verbosity)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 		return withCode(ExitError, err)
 	}
 	co.o.Log = newLogger(s.Err, g.verbosity)
-	co.o.Observer = newClusterProgress(s.Err, pr.json)
+	co.o.Observer = newClusterProgress(s.Err, pr.data)
 	if co.o.Mode == cluster.ModeRemove {
 		co.o.Etcd = etcdPlanner{co: co, hostRoot: g.hostRoot}
 	}
@@ -159,18 +159,18 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	if records != nil {
 		res.Rancher = &rancherResult{Plan: records.plan}
 	}
-	if !pr.json {
+	if !pr.data {
 		printClusterPlan(pr, p, records)
 	}
 	if co.dryRun {
-		if pr.json {
+		if pr.data {
 			// The plan alone, as for the other dry runs; with records,
 			// both plans.
 			var v any = p
 			if records != nil {
 				v = res
 			}
-			pr.writeJSON(v)
+			pr.writeData(v)
 		}
 		return nil
 	}
@@ -184,7 +184,7 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 		if failed && records != nil {
 			rep.Todo = append(rep.Todo, records.keptNote())
 		}
-		if !pr.json {
+		if !pr.data {
 			printClusterReport(pr, rep)
 		}
 	}
@@ -193,12 +193,12 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	if records != nil && !failed {
 		rep, err := records.apply(ctx)
 		res.Rancher.Report, failed = rep, err != nil || rep.Failed()
-		if !pr.json {
+		if !pr.data {
 			printRancherReport(pr, "Rancher records in cluster "+records.plan.Cluster.ID, rep)
 		}
 	}
-	if pr.json {
-		pr.writeJSON(res)
+	if pr.data {
+		pr.writeData(res)
 	}
 	return residue(failed)
 }

@@ -24,7 +24,7 @@ func newPlanCommand(g *globalOptions, s Streams) *cobra.Command {
 reset would touch, grouped by phase in the order the phases run, with the reason
 it is considered Kubernetes-owned. Nothing is changed.
 
-With -o json the plan is one JSON object; each item has kind, target (the
+With -o json (or yaml) the plan is one document; each item has kind, target (the
 host-side path or name, without --host-root) and action.`,
 		Example: `  nodereset plan
   nodereset plan -o json | jq '.phases[].items[] | select(.kind=="mount") | .target'
@@ -112,7 +112,7 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 		return nil
 	}
 	res := result{Plan: p}
-	if !ss.print.json {
+	if !ss.print.data {
 		// JSON goes out once, at the end, plan included.
 		ss.print.plan(p)
 	}
@@ -131,14 +131,14 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 		if report == nil {
 			return withCode(ExitError, aerr)
 		}
-		if !ss.print.json {
+		if !ss.print.data {
 			ss.print.report(report)
 		}
 	}
 	vr, verr := engine.Verify(ctx, ss.env, ss.phases, ss.checks)
 	res.Verify = vr
-	if ss.print.json {
-		ss.print.writeJSON(res)
+	if ss.print.data {
+		ss.print.writeData(res)
 	} else {
 		ss.print.verify(vr)
 	}
@@ -192,8 +192,8 @@ With -o json: one object with "clean", "residue" (items) and "checks".`,
 				return err
 			}
 			vr, err := engine.Verify(cmd.Context(), ss.env, ss.phases, ss.checks)
-			if ss.print.json {
-				ss.print.writeJSON(vr)
+			if ss.print.data {
+				ss.print.writeData(vr)
 			} else {
 				ss.print.verify(vr)
 			}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -46,9 +45,9 @@ type globalOptions struct {
 // bind adds the flags every command has.
 func (g *globalOptions) bind(c *cobra.Command) {
 	f := c.PersistentFlags()
-	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&g.output, "output", "o", "text", "output format: text, json or yaml")
 	f.CountVarP(&g.verbosity, "verbose", "v", "log more to stderr (-v info, -vv debug)")
-	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // bindHostRoot adds --host-root, for commands that work on the host.
@@ -92,8 +91,9 @@ type session struct {
 }
 
 func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
-	if g.output != "text" && g.output != "json" {
-		return nil, withCode(ExitError, fmt.Errorf("-o %q: use text or json", g.output))
+	pr, err := newPrinter(out, errw, g.output, g.verbosity)
+	if err != nil {
+		return nil, err
 	}
 	h, err := host.New(g.hostRoot)
 	if err != nil {
@@ -129,7 +129,7 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 		profile: prof,
 		phases:  phases,
 		checks:  profile.Checks(prof),
-		print:   newPrinter(out, errw, g.output, g.verbosity),
+		print:   pr,
 	}, nil
 }
 

@@ -4,39 +4,61 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
 // printer is the one place user output is written. Results and plans go to
-// out; progress goes to err so that -o json stays one object on stdout.
-// Levels: 0 prints phases and failures, 1 (-v) every item as it finishes.
+// out; progress goes to err so that -o json|yaml stays one document on
+// stdout. Levels: 0 prints phases and failures, 1 (-v) every item as it
+// finishes.
 type printer struct {
-	out, err  io.Writer
-	json      bool
+	out, err io.Writer
+	// data is set for -o json and -o yaml: one document of the command's
+	// result instead of text.
+	data      bool
+	yaml      bool
 	verbosity int
 }
 
-func newPrinter(out, err io.Writer, format string, verbosity int) *printer {
-	return &printer{out: out, err: err, json: format == "json", verbosity: verbosity}
+// outputFormats are the values of -o.
+var outputFormats = []string{"text", "json", "yaml"}
+
+// newPrinter checks -o and returns the printer for it.
+func newPrinter(out, err io.Writer, format string, verbosity int) (*printer, error) {
+	if !slices.Contains(outputFormats, format) {
+		return nil, withCode(ExitError, fmt.Errorf("-o %q: use text, json or yaml", format))
+	}
+	return &printer{out: out, err: err, data: format != "text", yaml: format == "yaml", verbosity: verbosity}, nil
 }
 
-func (p *printer) writeJSON(v any) {
-	enc := json.NewEncoder(p.out)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(p.err, "error: write JSON: %v\n", err)
+// writeData writes v as JSON, or as the YAML of that JSON (as kubectl
+// does, so field names are the same in both).
+func (p *printer) writeData(v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err == nil && p.yaml {
+		b, err = yaml.JSONToYAML(b)
+	} else if err == nil {
+		b = append(b, '\n')
 	}
+	if err != nil {
+		fmt.Fprintf(p.err, "error: write the result: %v\n", err)
+		return
+	}
+	p.out.Write(b)
 }
 
 func (p *printer) plan(pl *plan.Plan) {
-	if p.json {
-		p.writeJSON(pl)
+	if p.data {
+		p.writeData(pl)
 		return
 	}
 	n := len(pl.Items())

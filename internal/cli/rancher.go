@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
@@ -56,7 +55,7 @@ type rancherRun func(ctx context.Context, pr *printer, d rancher.Downstream, log
 func rancherSubcommand(g *globalOptions, s Streams, ro *rancherOptions, cmd *cobra.Command, run rancherRun) *cobra.Command {
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		pr, err := clusterPrinter(g, s)
+		pr, err := newPrinter(s.Out, s.Err, g.output, g.verbosity)
 		if err != nil {
 			return err
 		}
@@ -152,7 +151,7 @@ func runRancherCleanup(ctx context.Context, pr *printer, d rancher.Downstream, r
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	if ro.dryRun || !pr.json {
+	if ro.dryRun || !pr.data {
 		printCleanupPlan(pr, p)
 	}
 	if ro.dryRun {
@@ -171,7 +170,7 @@ func runRancherOrphans(ctx context.Context, pr *printer, d rancher.Downstream, r
 	if err != nil {
 		return withCode(ExitError, explainManagement(err, ro, m.Server))
 	}
-	if !ro.fix || !pr.json {
+	if !ro.fix || !pr.data {
 		printOrphans(pr, p)
 	}
 	if !ro.fix {
@@ -184,19 +183,10 @@ func runRancherOrphans(ctx context.Context, pr *printer, d rancher.Downstream, r
 	return finishRancher(pr, p, rep, err)
 }
 
-// clusterPrinter is the printer of the cluster-side commands, which know
-// text and json only.
-func clusterPrinter(g *globalOptions, s Streams) (*printer, error) {
-	if g.output != "text" && g.output != "json" {
-		return nil, withCode(ExitError, fmt.Errorf("-o %q: use text or json", g.output))
-	}
-	return newPrinter(s.Out, s.Err, g.output, g.verbosity), nil
-}
-
 // finishRancher prints the report and decides the exit code.
 func finishRancher(pr *printer, plan any, rep *rancher.Report, err error) error {
-	if pr.json {
-		pr.writeJSON(struct {
+	if pr.data {
+		pr.writeData(struct {
 			Plan   any             `json:"plan"`
 			Report *rancher.Report `json:"report"`
 		}{plan, rep})

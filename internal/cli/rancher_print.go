@@ -7,8 +7,8 @@ import (
 )
 
 func printCleanupPlan(pr *printer, p *rancher.CleanupPlan) {
-	if pr.json {
-		pr.writeJSON(p)
+	if pr.data {
+		pr.writeData(p)
 		return
 	}
 	if len(p.Items) == 0 {
@@ -25,8 +25,8 @@ func printCleanupPlan(pr *printer, p *rancher.CleanupPlan) {
 }
 
 func printOrphans(pr *printer, p *rancher.OrphanPlan) {
-	if pr.json {
-		pr.writeJSON(p)
+	if pr.data {
+		pr.writeData(p)
 		return
 	}
 	fmt.Fprintf(pr.out, "Rancher cluster %s (%s), endpoint %s\n", p.Cluster.ID, p.Cluster.DisplayName, p.Cluster.APIEndpoint)
