@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodereset/nodereset/internal/cluster"
 	"github.com/nodereset/nodereset/internal/rancher"
@@ -46,7 +43,7 @@ func planRancherRecords(ctx context.Context, ro *rancherOptions, kube *genericcl
 	}
 	p, err := rancher.PlanNode(ctx, m, d.Server, rancher.NodeIdentity{Name: n.Name, UID: types.UID(n.UID), ProviderID: n.ProviderID}, ro.records)
 	if err == nil {
-		err = checkAccess(ctx, authz, needs(p))
+		err = cluster.CheckAccess(ctx, authz, m.Server, needs(p))
 	}
 	if err != nil {
 		return nil, explainManagementOnly(err, ro, m.Server)
@@ -97,44 +94,23 @@ func orphansCommand(ro *rancherOptions, kube *genericclioptions.ConfigFlags, clu
 // uses for plan p: the Machine's delete and the waits for it, or the
 // management records' delete, finalizer update and waits. They are
 // checked up front since ApplyNode runs after the Node delete.
-func needs(p *rancher.NodePlan) []authorizationv1.ResourceAttributes {
+func needs(p *rancher.NodePlan) []cluster.Access {
 	if m := p.Machine; m != nil {
-		return attributes(rancher.MachineGVR, m.Namespace, "get", "delete")
+		return access(rancher.MachineGVR, m.Namespace, "get", "delete")
 	}
 	for _, r := range p.Records {
 		// Every management record of a cluster is in its namespace.
 		if r.Kind == rancher.RecordNode {
-			return attributes(rancher.NodeGVR, r.Namespace, "get", "delete", "update")
+			return access(rancher.NodeGVR, r.Namespace, "get", "delete", "update")
 		}
 	}
 	return nil
 }
 
-func attributes(gvr schema.GroupVersionResource, ns string, verbs ...string) []authorizationv1.ResourceAttributes {
-	out := make([]authorizationv1.ResourceAttributes, len(verbs))
+func access(gvr schema.GroupVersionResource, ns string, verbs ...string) []cluster.Access {
+	out := make([]cluster.Access, len(verbs))
 	for i, v := range verbs {
-		out[i] = authorizationv1.ResourceAttributes{Verb: v, Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource, Namespace: ns}
+		out[i] = cluster.Access{Verb: v, Group: gvr.Group, Resource: gvr.Resource, Namespace: ns}
 	}
 	return out
-}
-
-// checkAccess asks the server (SelfSubjectAccessReview, which every
-// authenticated user may create) about each permission; the missing ones
-// come back together as a cluster.PermissionError.
-func checkAccess(ctx context.Context, c kubernetes.Interface, need []authorizationv1.ResourceAttributes) error {
-	var missing []string
-	for _, a := range need {
-		rev := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}
-		res, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, rev, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("check permissions (create selfsubjectaccessreviews): %w", err)
-		}
-		if !res.Status.Allowed {
-			missing = append(missing, fmt.Sprintf("%s %s.%s in %s", a.Verb, a.Resource, a.Group, a.Namespace))
-		}
-	}
-	if len(missing) > 0 {
-		return &cluster.PermissionError{Missing: missing}
-	}
-	return nil
 }

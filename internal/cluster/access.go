@@ -5,59 +5,41 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
-// access is one permission a run needs.
-type access struct {
-	verb, group, resource, sub string
+// Access is one permission a run needs; Namespace "" asks cluster-wide.
+type Access struct {
+	Verb, Group, Resource, Subresource, Namespace string
 }
 
-func (a access) String() string {
-	r := a.resource
-	if a.sub != "" {
-		r += "/" + a.sub
+func (a Access) String() string {
+	r := a.Resource
+	if a.Subresource != "" {
+		r += "/" + a.Subresource
 	}
-	if a.group != "" {
-		r += "." + a.group
+	if a.Group != "" {
+		r += "." + a.Group
 	}
-	return a.verb + " " + r
+	if a.Namespace != "" {
+		r += " in " + a.Namespace
+	}
+	return a.Verb + " " + r
 }
 
-// needs lists the permissions of the steps the options enable, so that a
-// missing one is found before the first change, not half way.
-func (r *Runner) needs() []access {
-	n := []access{
-		{"get", "coordination.k8s.io", "leases", ""},
-		{"list", "", "pods", ""},
-		{"get", "apps", "daemonsets", ""},
-		{"list", "policy", "poddisruptionbudgets", ""},
-		{"list", "storage.k8s.io", "volumeattachments", ""},
-		{"patch", "", "nodes", ""},
-		{"create", "", "pods", "eviction"},
-	}
-	if r.o.OnTimeout == TimeoutForceDelete {
-		n = append(n, access{"delete", "", "pods", ""})
-	}
-	if r.o.NodeIsDown {
-		n = append(n, access{"update", "", "nodes", ""})
-	}
-	if r.o.Mode == ModeRemove {
-		n = append(n, access{"delete", "", "nodes", ""})
-	}
-	return n
-}
-
-// checkAccess asks the API server (SelfSubjectAccessReview, which every
-// authenticated user may create) about each permission, cluster-wide.
-func (r *Runner) checkAccess(ctx context.Context) error {
+// CheckAccess asks the API server at server (SelfSubjectAccessReview,
+// which every authenticated user may create) about each permission, so
+// that a missing one stops a run before its first change, not half way.
+// The missing ones come back together as one *PermissionError.
+func CheckAccess(ctx context.Context, c kubernetes.Interface, server string, need []Access) error {
 	var missing []string
-	for _, a := range r.needs() {
+	for _, a := range need {
 		rev := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.sub},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: a.Verb, Group: a.Group, Resource: a.Resource, Subresource: a.Subresource, Namespace: a.Namespace},
 		}}
-		res, err := r.c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, rev, metav1.CreateOptions{})
+		res, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, rev, metav1.CreateOptions{})
 		if err != nil {
-			return classify(err, r.server, "create selfsubjectaccessreviews")
+			return Classify(err, server, "create selfsubjectaccessreviews")
 		}
 		if !res.Status.Allowed {
 			missing = append(missing, a.String())
@@ -67,4 +49,31 @@ func (r *Runner) checkAccess(ctx context.Context) error {
 		return &PermissionError{Missing: missing}
 	}
 	return nil
+}
+
+// needs lists the permissions of the steps the options enable.
+func (r *Runner) needs() []Access {
+	n := []Access{
+		{Verb: "get", Group: "coordination.k8s.io", Resource: "leases"},
+		{Verb: "list", Resource: "pods"},
+		{Verb: "get", Group: "apps", Resource: "daemonsets"},
+		{Verb: "list", Group: "policy", Resource: "poddisruptionbudgets"},
+		{Verb: "list", Group: "storage.k8s.io", Resource: "volumeattachments"},
+		{Verb: "patch", Resource: "nodes"},
+		{Verb: "create", Resource: "pods", Subresource: "eviction"},
+	}
+	if r.o.OnTimeout == TimeoutForceDelete {
+		n = append(n, Access{Verb: "delete", Resource: "pods"})
+	}
+	if r.o.NodeIsDown {
+		n = append(n, Access{Verb: "update", Resource: "nodes"})
+	}
+	if r.o.Mode == ModeRemove {
+		n = append(n, Access{Verb: "delete", Resource: "nodes"})
+	}
+	return n
+}
+
+func (r *Runner) checkAccess(ctx context.Context) error {
+	return CheckAccess(ctx, r.c, r.server, r.needs())
 }

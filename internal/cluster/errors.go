@@ -114,11 +114,11 @@ type OptionsError struct{ Err error }
 func (e *OptionsError) Error() string { return "invalid options: " + e.Err.Error() }
 func (e *OptionsError) Unwrap() error { return e.Err }
 
-// classify turns a client error from the first calls into the typed
-// preflight error it means: a status from the server is a refusal or a
-// plain failure; anything else (refused connection, TLS, timeout) means the
-// server was not reached.
-func classify(err error, server, what string) error {
+// Classify turns a client error from a run's first (read-only) calls into
+// the typed preflight error it means: a status from the server is a
+// refusal or a plain failure; anything else (refused connection, TLS,
+// timeout) means the server was not reached.
+func Classify(err error, server, what string) error {
 	if err == nil {
 		return nil
 	}
@@ -129,5 +129,5 @@ func classify(err error, server, what string) error {
 	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
 		return &PermissionError{Missing: []string{what + " (" + err.Error() + ")"}}
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s on %s: %w", what, server, err)
 }

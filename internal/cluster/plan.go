@@ -80,7 +80,7 @@ func (r *Runner) Plan(ctx context.Context) (*Plan, error) {
 		return nil, &NodeNotFoundError{Name: r.o.Node}
 	}
 	if err != nil {
-		return nil, classify(err, r.server, "get nodes/"+r.o.Node)
+		return nil, Classify(err, r.server, "get nodes/"+r.o.Node)
 	}
 	if err := r.checkAccess(ctx); err != nil {
 		return nil, err
@@ -90,11 +90,11 @@ func (r *Runner) Plan(ctx context.Context) (*Plan, error) {
 	case apierrors.IsNotFound(err):
 		lease = nil
 	case err != nil:
-		return nil, classify(err, r.server, "get lease "+corev1.NamespaceNodeLease+"/"+node.Name)
+		return nil, Classify(err, r.server, "get lease "+corev1.NamespaceNodeLease+"/"+node.Name)
 	}
 	statics, err := r.c.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"})
 	if err != nil {
-		return nil, classify(err, r.server, "list pods -n kube-system")
+		return nil, Classify(err, r.server, "list pods -n kube-system")
 	}
 	p := &Plan{Mode: r.o.Mode, Node: r.nodeInfo(node, lease, statics.Items)}
 	p.unreachable = p.Node.Unreachable
@@ -138,14 +138,14 @@ func (r *Runner) planPods(ctx context.Context, p *Plan) error {
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", p.Node.Name).String(),
 	})
 	if err != nil {
-		return classify(err, r.server, "list pods on "+p.Node.Name)
+		return Classify(err, r.server, "list pods on "+p.Node.Name)
 	}
 	// kubectl's filters decide what is evicted; its per-pod reasons are
 	// private, so the plan's notes come from podNote, and a kubectl error
 	// podNote did not explain is shown as it is.
 	list, errs := h.GetPodsForDeletion(p.Node.Name)
 	if list == nil {
-		return classify(errorsJoin(errs), r.server, "list pods on "+p.Node.Name)
+		return Classify(errorsJoin(errs), r.server, "list pods on "+p.Node.Name)
 	}
 	evict := map[string]bool{}
 	for _, pod := range list.Pods() {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,7 +111,7 @@ func PlanCleanup(ctx context.Context, d Downstream, o CleanupOptions) (*CleanupP
 	if err := refuseServer(ctx, d); err != nil {
 		return nil, err
 	}
-	if err := checkAccess(ctx, d, cleanupNeeds(o.CRDs)); err != nil {
+	if err := cluster.CheckAccess(ctx, d.Client, d.Server, cleanupNeeds(o.CRDs)); err != nil {
 		return nil, err
 	}
 	p := &CleanupPlan{Server: d.Server, opts: o}
@@ -152,14 +151,14 @@ func refuseServer(ctx context.Context, d Downstream) error {
 	case err == nil:
 		found = append(found, "Service "+ServerNamespace+"/"+ServerName)
 	case !apierrors.IsNotFound(err):
-		return classify(err, d.Server, "get services")
+		return cluster.Classify(err, d.Server, "get services")
 	}
 	_, err = d.Client.AppsV1().Deployments(ServerNamespace).Get(ctx, ServerName, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		found = append(found, "Deployment "+ServerNamespace+"/"+ServerName)
 	case !apierrors.IsNotFound(err):
-		return classify(err, d.Server, "get deployments.apps")
+		return cluster.Classify(err, d.Server, "get deployments.apps")
 	}
 	if len(found) > 0 {
 		return &RancherServerError{Server: d.Server, Found: found}
@@ -167,47 +166,23 @@ func refuseServer(ctx context.Context, d Downstream) error {
 	return nil
 }
 
-type access struct{ verb, group, resource string }
-
-func cleanupNeeds(crds bool) []access {
-	n := []access{
-		{"list", "", "namespaces"}, {"update", "", "namespaces"}, {"delete", "", "namespaces"},
+func cleanupNeeds(crds bool) []cluster.Access {
+	n := []cluster.Access{
+		{Verb: "list", Resource: "namespaces"}, {Verb: "update", Resource: "namespaces"}, {Verb: "delete", Resource: "namespaces"},
+	}
+	both := func(read, group, resource string) {
+		n = append(n, cluster.Access{Verb: read, Group: group, Resource: resource}, cluster.Access{Verb: "delete", Group: group, Resource: resource})
 	}
 	for _, r := range []string{"roles", "clusterroles", "rolebindings", "clusterrolebindings"} {
-		n = append(n, access{"list", "rbac.authorization.k8s.io", r}, access{"delete", "rbac.authorization.k8s.io", r})
+		both("list", "rbac.authorization.k8s.io", r)
 	}
 	for _, r := range []string{"validatingwebhookconfigurations", "mutatingwebhookconfigurations"} {
-		n = append(n, access{"get", "admissionregistration.k8s.io", r}, access{"delete", "admissionregistration.k8s.io", r})
+		both("get", "admissionregistration.k8s.io", r)
 	}
 	if crds {
-		n = append(n, access{"list", crdGVR.Group, crdGVR.Resource}, access{"delete", crdGVR.Group, crdGVR.Resource})
+		both("list", crdGVR.Group, crdGVR.Resource)
 	}
 	return n
-}
-
-// checkAccess asks the server (SelfSubjectAccessReview) about each
-// permission so that a missing one stops the run before the first change.
-func checkAccess(ctx context.Context, d Downstream, needs []access) error {
-	var missing []string
-	for _, a := range needs {
-		rev := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource}}}
-		res, err := d.Client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, rev, metav1.CreateOptions{})
-		if err != nil {
-			return classify(err, d.Server, "create selfsubjectaccessreviews")
-		}
-		if !res.Status.Allowed {
-			r := a.resource
-			if a.group != "" {
-				r += "." + a.group
-			}
-			missing = append(missing, a.verb+" "+r)
-		}
-	}
-	if len(missing) > 0 {
-		return &cluster.PermissionError{Missing: missing}
-	}
-	return nil
 }
 
 func planWebhooks(ctx context.Context, d Downstream, p *CleanupPlan) error {
@@ -217,14 +192,14 @@ func planWebhooks(ctx context.Context, d Downstream, p *CleanupPlan) error {
 	case err == nil:
 		p.Items = append(p.Items, CleanupItem{Kind: KindValidatingWebhook, Name: v.Name, UID: v.UID, Action: ActionDelete, Reason: "Rancher's webhook configuration"})
 	case !apierrors.IsNotFound(err):
-		return classify(err, d.Server, "get validatingwebhookconfigurations")
+		return cluster.Classify(err, d.Server, "get validatingwebhookconfigurations")
 	}
 	m, err := ar.MutatingWebhookConfigurations().Get(ctx, WebhookName, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		p.Items = append(p.Items, CleanupItem{Kind: KindMutatingWebhook, Name: m.Name, UID: m.UID, Action: ActionDelete, Reason: "Rancher's webhook configuration"})
 	case !apierrors.IsNotFound(err):
-		return classify(err, d.Server, "get mutatingwebhookconfigurations")
+		return cluster.Classify(err, d.Server, "get mutatingwebhookconfigurations")
 	}
 	return nil
 }
@@ -232,7 +207,7 @@ func planWebhooks(ctx context.Context, d Downstream, p *CleanupPlan) error {
 func planNamespaces(ctx context.Context, d Downstream, p *CleanupPlan) error {
 	nss, err := d.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return classify(err, d.Server, "list namespaces")
+		return cluster.Classify(err, d.Server, "list namespaces")
 	}
 	for i := range nss.Items {
 		ns := &nss.Items[i]
@@ -293,28 +268,28 @@ func planRBAC(ctx context.Context, d Downstream, p *CleanupPlan) error {
 	}
 	roles, err := rb.Roles("").List(ctx, lo)
 	if err != nil {
-		return classify(err, d.Server, "list roles")
+		return cluster.Classify(err, d.Server, "list roles")
 	}
 	for _, r := range roles.Items {
 		add(KindRole, r.ObjectMeta)
 	}
 	croles, err := rb.ClusterRoles().List(ctx, lo)
 	if err != nil {
-		return classify(err, d.Server, "list clusterroles")
+		return cluster.Classify(err, d.Server, "list clusterroles")
 	}
 	for _, r := range croles.Items {
 		add(KindClusterRole, r.ObjectMeta)
 	}
 	rbs, err := rb.RoleBindings("").List(ctx, lo)
 	if err != nil {
-		return classify(err, d.Server, "list rolebindings")
+		return cluster.Classify(err, d.Server, "list rolebindings")
 	}
 	for _, r := range rbs.Items {
 		add(KindRoleBinding, r.ObjectMeta)
 	}
 	crbs, err := rb.ClusterRoleBindings().List(ctx, lo)
 	if err != nil {
-		return classify(err, d.Server, "list clusterrolebindings")
+		return cluster.Classify(err, d.Server, "list clusterrolebindings")
 	}
 	for _, r := range crbs.Items {
 		add(KindClusterRoleBinding, r.ObjectMeta)
@@ -325,7 +300,7 @@ func planRBAC(ctx context.Context, d Downstream, p *CleanupPlan) error {
 func planCRDs(ctx context.Context, d Downstream, p *CleanupPlan) error {
 	l, err := d.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return classify(err, d.Server, "list customresourcedefinitions")
+		return cluster.Classify(err, d.Server, "list customresourcedefinitions")
 	}
 	for _, c := range l.Items {
 		g := str(c.Object, "spec", "group")

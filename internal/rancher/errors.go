@@ -1,7 +1,6 @@
 package rancher
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -73,28 +72,11 @@ type ItemError struct {
 func (e *ItemError) Error() string { return fmt.Sprintf("%s %s: %v", e.Action, e.Object, e.Err) }
 func (e *ItemError) Unwrap() error { return e.Err }
 
-// classify turns an error of a first (read-only) call into the typed
-// error it means: no status from the server means the server was not
-// reached; a refusal is a missing permission.
-func classify(err error, server, what string) error {
-	if err == nil {
-		return nil
-	}
-	var se apierrors.APIStatus
-	if !errors.As(err, &se) {
-		return &cluster.UnreachableError{Server: server, Err: err}
-	}
-	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-		return &cluster.PermissionError{Missing: []string{what + " (" + err.Error() + ")"}}
-	}
-	return fmt.Errorf("%s on %s: %w", what, server, err)
-}
-
-// classifyResource is classify for a list of a Rancher or Cluster API
+// classifyResource is cluster.Classify for a list of a Rancher or Cluster API
 // resource: NotFound there means the resource is not served.
 func classifyResource(err error, server string, gvr schema.GroupVersionResource) error {
 	if apierrors.IsNotFound(err) {
 		return &MissingResourceError{Server: server, Resource: gvr}
 	}
-	return classify(err, server, "list "+gvr.Resource+"."+gvr.Group)
+	return cluster.Classify(err, server, "list "+gvr.Resource+"."+gvr.Group)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nodereset/nodereset/internal/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -93,7 +94,7 @@ func PlanOrphans(ctx context.Context, m Management, d Downstream, o RecordOption
 	}
 	nl, err := d.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, classify(err, d.Server, "list nodes")
+		return nil, cluster.Classify(err, d.Server, "list nodes")
 	}
 	p := &OrphanPlan{Cluster: *rc, opts: o}
 	recorded := map[string]bool{}

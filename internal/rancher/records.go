@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nodereset/nodereset/internal/cluster"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -86,7 +87,7 @@ func FindCluster(ctx context.Context, m Management, id, downstream string) (*Ran
 			return nil, &ClusterNotFoundError{ID: id}
 		}
 		if err != nil {
-			return nil, classify(err, m.Server, "get clusters.management.cattle.io")
+			return nil, cluster.Classify(err, m.Server, "get clusters.management.cattle.io")
 		}
 		obj = o
 	} else {
