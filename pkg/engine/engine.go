@@ -45,8 +45,9 @@ type Kind interface {
 // (ErrUnclaimedItem).
 type MultiKind interface {
 	Kind
-	// Kinds lists every plan kind Discover produces and Apply consumes,
-	// Kind() first: that one names the kind in logs and errors.
+	// Kinds lists every plan kind Discover produces and Apply consumes;
+	// Kind() (which names the kind in logs and errors) counts whether
+	// listed or not.
 	Kinds() []plan.Kind
 }
 

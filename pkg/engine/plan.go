@@ -73,6 +73,9 @@ func Plan(ctx context.Context, env *Env, phases []Phase) (*plan.Plan, error) {
 					continue
 				}
 				it.Via = j + 1
+				if d, ok := it.Detail.(plan.Keyer); ok {
+					it.Instance = d.Key()
+				}
 				out.Items = append(out.Items, it)
 			}
 		}

@@ -6,12 +6,18 @@ import (
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
-// kindsOf lists the plan kinds k produces and consumes.
+// kindsOf lists the plan kinds k produces and consumes, Kind() always
+// among them.
 func kindsOf(k Kind) []plan.Kind {
+	own := []plan.Kind{k.Kind()}
 	if m, ok := k.(MultiKind); ok {
-		return m.Kinds()
+		for _, pk := range m.Kinds() {
+			if !slices.Contains(own, pk) {
+				own = append(own, pk)
+			}
+		}
 	}
-	return []plan.Kind{k.Kind()}
+	return own
 }
 
 // route splits a phase's items by the kind that discovered them. An item

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -127,5 +128,54 @@ func TestPlanRejectsUnclaimedItems(t *testing.T) {
 	}
 	if items := p.Items(); len(items) != 1 || items[0].Target != "r1" {
 		t.Errorf("plan items %v, want r1 only", items)
+	}
+}
+
+// twinKind discovers two items with one target, told apart by their
+// detail's Key (two identical rules in one chain).
+type twinKind struct{ keys []string }
+
+type twinDetail struct {
+	N int `json:"n"`
+}
+
+func (d twinDetail) Key() string { return strconv.Itoa(d.N) }
+
+func (k *twinKind) Kind() plan.Kind { return "rule" }
+func (k *twinKind) Discover(context.Context, *Env) ([]plan.Item, error) {
+	return []plan.Item{{Kind: "rule", Target: "INPUT -j X", Detail: twinDetail{1}}, {Kind: "rule", Target: "INPUT -j X", Detail: twinDetail{2}}}, nil
+}
+func (k *twinKind) Apply(_ context.Context, _ *Env, items []plan.Item, rec Recorder) {
+	for i, it := range items {
+		rec.Start(it)
+		k.keys = append(k.keys, it.Key())
+		if i == 1 {
+			rec.Done(it, errBoom)
+			continue
+		}
+		rec.Done(it, nil)
+	}
+}
+
+// Items with one target stay two items in a plan read back from JSON,
+// where their details are maps and no longer Keyers.
+func TestTwinItemsThroughJSON(t *testing.T) {
+	env := testEnv(t)
+	k := &twinKind{}
+	phases := []Phase{{"firewall", []Kind{k}}}
+	p, err := Plan(context.Background(), env, phases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read plan.Plan
+	if b, err := json.Marshal(p); err != nil || json.Unmarshal(b, &read) != nil {
+		t.Fatalf("plan through JSON: %v", err)
+	}
+	rep, _ := Apply(context.Background(), env, phases, &read, ApplyOptions{BackupRoot: filepath.Join(env.Host.Root(), "b")})
+	if len(k.keys) != 2 || k.keys[0] == k.keys[1] {
+		t.Fatalf("keys %q, want two different ones", k.keys)
+	}
+	if len(rep.Results) != 2 || len(rep.Failed()) != 1 {
+		t.Errorf("results %+v, want two with one failed", rep.Results)
 	}
 }

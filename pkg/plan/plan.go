@@ -65,6 +65,10 @@ type Item struct {
 	// item (1-based), so that two kinds producing one Kind (CRI and Docker
 	// containers) each apply only their own items.
 	Via int `json:"-"`
+	// Instance is the Detail's Key (see Keyer), kept by the engine so that
+	// items with one target stay apart in a plan read back from JSON,
+	// where Detail is no longer the kind's type.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Keyer is implemented by a Detail that tells apart items with one target,
@@ -76,6 +80,8 @@ func (i Item) Key() string {
 	k := string(i.Kind) + " " + i.Target
 	if d, ok := i.Detail.(Keyer); ok {
 		k += " #" + d.Key()
+	} else if i.Instance != "" {
+		k += " #" + i.Instance
 	}
 	return k
 }
