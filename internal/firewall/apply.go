@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nodereset/nodereset/pkg/engine"
@@ -10,7 +11,8 @@ import (
 
 // Apply implements engine.Kind: the plan's owned rules and chains, grouped
 // by backend×family, after one backup of the firewall; each group is one
-// batch (apply).
+// batch (apply). Each item's identity is judged again first, so a plan
+// edited by hand or built elsewhere cannot name the host's own rules.
 func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, rec engine.Recorder) {
 	byBackend := map[Backend]*work{}
 	var order []*work
@@ -23,18 +25,29 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 		}
 		return w
 	}
+	var fl flannelNets
+	flRead := false
 	for _, it := range items {
 		var err error
 		switch it.Kind {
 		case plan.KindRule:
 			var d RuleDetail
 			if d, err = ruleDetail(it); err == nil {
+				if !flRead {
+					fl, flRead = k.opts.flannel(env), true
+				}
+				err = ownedRule(d, fl)
+			}
+			if err == nil {
 				w := get(d.backend())
 				w.rules = append(w.rules, ruleWork{it, d})
 			}
 		case plan.KindChain:
 			var d ChainDetail
 			if d, err = chainDetail(it); err == nil {
+				err = ownedChain(d)
+			}
+			if err == nil {
 				w := get(d.backend())
 				w.chains = append(w.chains, chainWork{it, d})
 			}
@@ -57,4 +70,28 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 	for _, w := range order {
 		k.apply(ctx, env, w, rec)
 	}
+}
+
+// ErrNotOwned refuses an item whose rule or chain is not Kubernetes' by
+// the rules Discover applies (a plan edited by hand or built elsewhere).
+var ErrNotOwned = errors.New("not Kubernetes' by nodereset's rules, so it is kept: run plan again")
+
+func ownedRule(d RuleDetail, fl flannelNets) error {
+	args, err := splitArgs(d.Spec)
+	if err == nil {
+		if _, ok := ruleOwner(Rule{Chain: d.Chain, Spec: d.Spec, Args: args}, fl); !ok {
+			err = ErrNotOwned
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rule -A %s %s: %w", d.Chain, d.Spec, err)
+	}
+	return nil
+}
+
+func ownedChain(d ChainDetail) error {
+	if _, ok := OwnedChain(d.Chain); !ok {
+		return fmt.Errorf("chain %s: %w", d.Chain, ErrNotOwned)
+	}
+	return nil
 }

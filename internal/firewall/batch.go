@@ -1,10 +1,8 @@
 package firewall
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 
 	"github.com/nodereset/nodereset/pkg/engine"
@@ -149,14 +147,27 @@ func (k *Kind) change(ctx context.Context, w *work) error {
 			return err
 		}
 	}
-	if len(w.chains) == 0 {
+	var tcs []tableChain
+	var admin []chainWork
+	for _, c := range w.chains {
+		if c.d.Chain == AdminChain {
+			admin = append(admin, c)
+			continue
+		}
+		tcs = append(tcs, tableChain{c.d.Table, c.d.Chain})
+	}
+	if len(tcs) > 0 {
+		if err := deleteNftChains(w.b, tcs); err != nil {
+			return err
+		}
+	}
+	if len(admin) == 0 {
 		return nil
 	}
-	tcs := make([]tableChain, len(w.chains))
-	for i, c := range w.chains {
-		tcs[i] = tableChain{c.d.Table, c.d.Chain}
-	}
-	return deleteNftChains(w.b, tcs)
+	// Last, once CNI-FORWARD no longer jumps to it, and with -X alone:
+	// iptables-nft deletes only an empty chain (EBUSY otherwise), where a
+	// netlink delete would take rules added since the read along.
+	return k.restore(ctx, w.b, script(nil, admin))
 }
 
 func (k *Kind) restore(ctx context.Context, b Backend, s []byte) error {
@@ -187,10 +198,15 @@ func (k *Kind) reportLeft(ctx context.Context, env *engine.Env, w *work, rec eng
 		rec.Done(r.it, nil)
 	}
 	user := userChains(after)
+	filled := keepFilledAdmin(after, maps.Clone(user)) // filled since the read: the administrator's
 	for _, c := range w.chains {
-		if user[tableChain{c.d.Table, c.d.Chain}] {
+		tc := tableChain{c.d.Table, c.d.Chain}
+		switch {
+		case filled[tc] != nil:
+			rec.Done(c.it, filled[tc])
+		case user[tc]:
 			rec.Done(c.it, berr)
-		} else {
+		default:
 			rec.Done(c.it, nil)
 		}
 	}
@@ -256,50 +272,4 @@ func withoutRules(tables map[string]Table, gone map[ruleKey]int) map[string]Tabl
 		out[name] = t
 	}
 	return out
-}
-
-// script is, per table in first-seen order, "-D" of every rule, then "-F"
-// of every chain (owned chains jump to each other, so all are emptied
-// before the first -X), then "-X" of each, and one COMMIT. AdminChain is
-// never flushed: if someone filled it since the plan, its -X fails the
-// table's commit, and the fallback read keeps it.
-func script(rules []ruleWork, chains []chainWork) []byte {
-	type tbl struct{ dels, chains []string }
-	var order []string
-	byTable := map[string]*tbl{}
-	get := func(name string) *tbl {
-		t := byTable[name]
-		if t == nil {
-			t = &tbl{}
-			byTable[name] = t
-			order = append(order, name)
-		}
-		return t
-	}
-	for _, r := range rules {
-		t := get(r.d.Table)
-		t.dels = append(t.dels, r.d.Chain+" "+r.d.Spec)
-	}
-	for _, c := range chains {
-		t := get(c.d.Table)
-		t.chains = append(t.chains, c.d.Chain)
-	}
-	var s bytes.Buffer
-	for _, name := range order {
-		t := byTable[name]
-		fmt.Fprintf(&s, "*%s\n", name)
-		for _, d := range t.dels {
-			fmt.Fprintf(&s, "-D %s\n", d)
-		}
-		for _, c := range t.chains {
-			if c != AdminChain {
-				fmt.Fprintf(&s, "-F %s\n", c)
-			}
-		}
-		for _, c := range t.chains {
-			fmt.Fprintf(&s, "-X %s\n", c)
-		}
-		s.WriteString("COMMIT\n")
-	}
-	return s.Bytes()
 }

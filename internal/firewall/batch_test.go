@@ -130,6 +130,8 @@ func TestScript(t *testing.T) {
 			"*nat\n-D PREROUTING -j KUBE-SERVICES\n-F KUBE-SERVICES\n-F KUBE-SVC-1\n-X KUBE-SERVICES\n-X KUBE-SVC-1\nCOMMIT\n" +
 				"*filter\n-D INPUT -j KUBE-FIREWALL\n-F KUBE-FIREWALL\n-X KUBE-FIREWALL\nCOMMIT\n" +
 				"*mangle\n-F KUBE-KUBELET-CANARY\n-X KUBE-KUBELET-CANARY\nCOMMIT\n"},
+		{"the admin chain is never flushed", nil, []chainWork{c("filter", "CNI-FORWARD"), c("filter", "CNI-ADMIN")},
+			"*filter\n-F CNI-FORWARD\n-X CNI-FORWARD\n-X CNI-ADMIN\nCOMMIT\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := string(script(tc.rules, tc.chains)); got != tc.want {

@@ -12,11 +12,13 @@
 // rule in any other chain (built-in, Docker's, the user's) is owned when
 // it jumps to an owned chain, carries an owner's exact comment ("flanneld
 // masq"), matches an owned ipset, or has the exact shape of flannel's
-// comment-less masquerade rules for the cluster network. It applies rules
-// and chains together, one `iptables-restore --noflush` per
-// backend×family: explicit -D of the owned rules, -F of every owned chain,
-// then -X of each, one COMMIT per table (the nft backend's chains go
-// through nf_tables netlink instead). Every restore of the legacy backend
+// comment-less masquerade rules for the cluster network; Apply judges each
+// item again by the same rules. It applies rules and chains together, one
+// `iptables-restore --noflush` per backend×family: explicit -D of the
+// owned rules, -F of every owned chain but CNI-ADMIN, then -X of each, one
+// COMMIT per table (the nft backend's chains go through nf_tables netlink
+// instead, and CNI-ADMIN through iptables-nft's -X, which refuses a chain
+// that holds rules). Every restore of the legacy backend
 // re-reads and rewrites whole tables, so one batch instead of one per item
 // kind matters (10,000 Services, 70k lines: two batches 1.3 s against 0.4 s
 // for the anchors' save|grep|restore). It never flushes a table nor changes
@@ -175,7 +177,7 @@ func parseTarget(t string) (b Backend, table, chain, spec string, err error) {
 	return Backend{Family: fam, Name: name}, f[1], f[2], spec, nil
 }
 
-// snapshot is what one *-save per backend showed.
+// snapshot is what one read of a backend showed.
 type snapshot struct {
 	backend Backend
 	tables  []Table

@@ -90,7 +90,9 @@ func calicoComment(c string) bool {
 // chain, carries an owner's exact comment, matches an owned ipset, or is
 // one of flannel's comment-less masquerade rules for the cluster network.
 func ruleOwner(r Rule, fl flannelNets) (reason string, ok bool) {
-	if t := r.Target(); t != "" {
+	// The plugin jumps to AdminChain only from CNI-FORWARD, which goes
+	// whole: a jump to it from a chain that stays is the administrator's.
+	if t := r.Target(); t != "" && t != AdminChain {
 		if owner, ok := OwnedChain(t); ok {
 			return "jumps to " + t + " (" + owner + ")", true
 		}

@@ -64,6 +64,9 @@ func read(ctx context.Context, o Options, b Backend, want wantRules) (tables []T
 				continue
 			}
 			rules, err := listChain(cctx, o.Runner, b, t.Name, c.Name)
+			if err != nil && c.Name == AdminChain {
+				rules, err = adminRulesNft(b, t.Name, err)
+			}
 			if err != nil {
 				return nil, true, err
 			}
@@ -71,6 +74,27 @@ func read(ctx context.Context, o Options, b Backend, want wantRules) (tables []T
 		}
 	}
 	return tables, true, nil
+}
+
+// adminRulesNft stands in for AdminChain's rules when iptables-nft cannot
+// print them (rules written with nft: "incompatible, use 'nft' tool").
+// Whoever wrote them, they are not the plugin's, which never writes
+// there: one placeholder rule per nf_tables rule makes the chain filled,
+// so it stays, and owns nothing (it jumps nowhere, has no comment).
+func adminRulesNft(b Backend, table string, listErr error) ([]Rule, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return nil, errors.Join(listErr, err)
+	}
+	got, err := conn.GetRules(&nftables.Table{Name: table, Family: nftFamily(b)}, &nftables.Chain{Name: AdminChain})
+	if err != nil || len(got) == 0 {
+		return nil, errors.Join(listErr, err)
+	}
+	rules := make([]Rule, len(got))
+	for i := range got {
+		rules[i] = Rule{Chain: AdminChain, Spec: "(a rule iptables-nft cannot print; see nft list chain)"}
+	}
+	return rules, nil
 }
 
 // nftFamily is the nf_tables family of an iptables-nft backend.

@@ -18,7 +18,7 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"host root does not exist", []string{"--host-root", "/nonexistent/host", "plan"}, "/nonexistent/host"},
-		{"bad output format", []string{"plan", "-o", "yaml"}, "use text or json"},
+		{"bad output format", []string{"plan", "-o", "xml"}, "use text, json or yaml"},
 		{"no terminal, no --yes", []string{"reset"}, "pass --yes"},
 		{"unknown flag", []string{"plan", "--frobnicate"}, "frobnicate"},
 	}
