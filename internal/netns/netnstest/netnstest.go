@@ -47,6 +47,9 @@ func New(pin string) (int, error) {
 		}
 		if err == nil {
 			fd, err = unix.Open(threadNetns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil && pin != "" {
+				_ = unix.Unmount(pin, unix.MNT_DETACH) // no half-made pin left behind
+			}
 		}
 		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
 			if fd >= 0 {
