@@ -94,14 +94,7 @@ func TestApplyMultiKindFromJSON(t *testing.T) {
 	fw := &multiKind{kinds: []plan.Kind{"rule", "chain"}, items: []string{"rule:r1", "chain:c1", "rule:r2"}}
 	sets := &listKind{kind: "ipset", items: []string{"s1"}}
 	phases := []Phase{{"firewall", []Kind{fw, sets}}}
-	p, err := Plan(context.Background(), env, phases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var read plan.Plan
-	if b, err := json.Marshal(p); err != nil || json.Unmarshal(b, &read) != nil {
-		t.Fatalf("plan through JSON: %v", err)
-	}
+	read := planThroughJSON(t, env, phases)
 	if i := slices.IndexFunc(read.Items(), func(it plan.Item) bool { return it.Via != 0 }); i >= 0 {
 		t.Fatalf("Via survived JSON: %+v", read.Items()[i])
 	}
@@ -163,6 +156,20 @@ func TestTwinItemsThroughJSON(t *testing.T) {
 	env := testEnv(t)
 	k := &twinKind{}
 	phases := []Phase{{"firewall", []Kind{k}}}
+	read := planThroughJSON(t, env, phases)
+	rep, _ := Apply(context.Background(), env, phases, &read, ApplyOptions{BackupRoot: filepath.Join(env.Host.Root(), "b")})
+	if len(k.keys) != 2 || k.keys[0] == k.keys[1] {
+		t.Fatalf("keys %q, want two different ones", k.keys)
+	}
+	if len(rep.Results) != 2 || len(rep.Failed()) != 1 {
+		t.Errorf("results %+v, want two with one failed", rep.Results)
+	}
+}
+
+// planThroughJSON plans and reads the plan back from its JSON, as a plan
+// saved to a file is.
+func planThroughJSON(t *testing.T, env *Env, phases []Phase) plan.Plan {
+	t.Helper()
 	p, err := Plan(context.Background(), env, phases)
 	if err != nil {
 		t.Fatal(err)
@@ -171,11 +178,5 @@ func TestTwinItemsThroughJSON(t *testing.T) {
 	if b, err := json.Marshal(p); err != nil || json.Unmarshal(b, &read) != nil {
 		t.Fatalf("plan through JSON: %v", err)
 	}
-	rep, _ := Apply(context.Background(), env, phases, &read, ApplyOptions{BackupRoot: filepath.Join(env.Host.Root(), "b")})
-	if len(k.keys) != 2 || k.keys[0] == k.keys[1] {
-		t.Fatalf("keys %q, want two different ones", k.keys)
-	}
-	if len(rep.Results) != 2 || len(rep.Failed()) != 1 {
-		t.Errorf("results %+v, want two with one failed", rep.Results)
-	}
+	return read
 }
