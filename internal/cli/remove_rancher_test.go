@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/nodereset/nodereset/internal/cluster"
@@ -178,7 +176,7 @@ func TestRemoveWithRancher(t *testing.T) {
 		// deletes the Node, then lets the Machine go. What it saw of the
 		// Node tells whether nodereset cordoned or deleted it itself.
 		seen := make(chan string, 1)
-		capi(t, dyn, rancher.MachineGVR, "fleet-default", "rke2-rm-pool1-x1", "machine.cluster.x-k8s.io", func() {
+		clustertest.Finalizer(t, dyn, rancher.MachineGVR, "fleet-default", "rke2-rm-pool1-x1", "machine.cluster.x-k8s.io", func() {
 			n, err := c.CoreV1().Nodes().Get(context.Background(), "rm-machine", metav1.GetOptions{})
 			state := "no Node"
 			if err == nil {
@@ -300,26 +298,4 @@ func isNotFound(t *testing.T, err error) bool {
 		t.Fatal(err)
 	}
 	return err != nil
-}
-
-// capi plays the controller owning finalizer on one object: once the
-// object is deleting it runs onDelete, then drops that finalizer only.
-// (Copied, reduced, from internal/rancher's tests, where it is unexported.)
-func capi(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name, finalizer string, onDelete func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-			o, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil || o.GetDeletionTimestamp() == nil {
-				return false, nil
-			}
-			onDelete()
-			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool { return f == finalizer }))
-			_, err = dyn.Resource(gvr).Namespace(ns).Update(ctx, o, metav1.UpdateOptions{})
-			return err == nil, nil
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
 }

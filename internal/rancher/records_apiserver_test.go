@@ -52,7 +52,7 @@ func TestOrphansAndNodeRecords(t *testing.T) {
 	o.FinalizerGrace, o.RecordTimeout, o.PollInterval = 300*time.Millisecond, 10*time.Second, 50*time.Millisecond
 	// Rancher's node controller drops its own finalizer from the deleting
 	// record; its user-node-remove handler is what is stuck (the Node is gone).
-	controller(t, ls, NodeGVR, "c-imp01", "m-bbb", "controller.cattle.io/node-controller", func() {})
+	clustertest.Finalizer(t, ls.Dynamic(t), NodeGVR, "c-imp01", "m-bbb", "controller.cattle.io/node-controller", func() {})
 
 	must(t, wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		r, err := dyn.Resource(NodeGVR).Namespace("c-imp01").Get(ctx, "m-bbb", metav1.GetOptions{})
@@ -150,7 +150,7 @@ func TestOrphansAndNodeRecords(t *testing.T) {
 		}
 		// Cluster API's Machine controller: drains (not this test's
 		// subject) and deletes the Node, then drops its finalizer.
-		controller(t, ls, MachineGVR, "fleet-default", "rke2-prod-pool1-x1", "machine.cluster.x-k8s.io", func() {
+		clustertest.Finalizer(t, ls.Dynamic(t), MachineGVR, "fleet-default", "rke2-prod-pool1-x1", "machine.cluster.x-k8s.io", func() {
 			_ = ds.Client(t).CoreV1().Nodes().Delete(context.Background(), "node-m", metav1.DeleteOptions{})
 		})
 		rep, err := ApplyNode(ctx, m, d, np)
@@ -164,26 +164,4 @@ func TestOrphansAndNodeRecords(t *testing.T) {
 			t.Errorf("the other cluster's Machine changed: %s -> %s", other, got)
 		}
 	})
-}
-
-// controller plays the controller owning finalizer on one object: once
-// the object is deleting, it runs onDelete, then drops that finalizer only.
-func controller(t *testing.T, ls *clustertest.Server, gvr schema.GroupVersionResource, ns, name, finalizer string, onDelete func()) {
-	dyn := ls.Dynamic(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-			o, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil || o.GetDeletionTimestamp() == nil {
-				return false, nil
-			}
-			onDelete()
-			o.SetFinalizers(slices.DeleteFunc(o.GetFinalizers(), func(f string) bool { return f == finalizer }))
-			_, err = dyn.Resource(gvr).Namespace(ns).Update(ctx, o, metav1.UpdateOptions{})
-			return err == nil, nil
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
 }
