@@ -100,14 +100,14 @@ func CheckDecoys(m Manifest) []string {
 		case err != nil:
 			add("state %s: %v", st.Name, err)
 		case got != st.Want:
-			add("state %s changed:\n%s", st.Name, firstDiff(st.Want, got))
+			add("state %s changed:\n%s", st.Name, FirstDiff(st.Want, got))
 		}
 	}
 	return probs
 }
 
 // firstDiff names the first line where two state texts differ.
-func firstDiff(want, got string) string {
+func FirstDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < len(w) || i < len(g); i++ {
 		var a, b string

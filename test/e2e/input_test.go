@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/nodereset/nodereset/internal/sandbox"
 )
 
 // TestBadInput: wrong flags, a missing host root, a corrupt journal and a
@@ -34,7 +36,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	if after := snapshot(t, n); after != before {
-		t.Fatalf("bad input changed the node:\n%s", diff(before, after))
+		t.Fatalf("bad input changed the node:\n%s", sandbox.FirstDiff(before, after))
 	}
 
 	t.Run("corrupt journal", func(t *testing.T) {
@@ -50,7 +52,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("want exit 2 naming the corrupt journal: %s", r)
 		}
 		if after := snapshot(t, n); after != snap {
-			t.Errorf("a corrupt journal must stop the run before any change:\n%s", diff(snap, after))
+			t.Errorf("a corrupt journal must stop the run before any change:\n%s", sandbox.FirstDiff(snap, after))
 		}
 	})
 }

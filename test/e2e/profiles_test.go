@@ -126,7 +126,7 @@ func TestProfileMismatch(t *testing.T) {
 		t.Fatalf("plan --profile rke1 --force: %s", r)
 	}
 	if after := snapshot(t, n); after != before {
-		t.Fatalf("plan changed the node:\n%s", diff(before, after))
+		t.Fatalf("plan changed the node:\n%s", sandbox.FirstDiff(before, after))
 	}
 }
 

@@ -44,7 +44,7 @@ func TestPlanFindsEveryOwnedItemAndNoDecoy(t *testing.T) {
 		t.Fatalf("reset --dry-run: %s", r)
 	}
 	if after := snapshot(t, n); after != before {
-		t.Fatalf("plan or dry run changed the node:\n%s", diff(before, after))
+		t.Fatalf("plan or dry run changed the node:\n%s", sandbox.FirstDiff(before, after))
 	}
 	checkDecoys(t, n)
 }

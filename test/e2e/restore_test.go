@@ -75,14 +75,14 @@ func TestRestoreFirewall(t *testing.T) {
 		t.Fatalf("restore: %s", r)
 	}
 	if got := firewallState(t, n); got != before {
-		t.Fatalf("restore did not bring back the saved firewall:\n%s", diff(before, got))
+		t.Fatalf("restore did not bring back the saved firewall:\n%s", sandbox.FirstDiff(before, got))
 	}
 	// Restoring twice is the same state: each table is replaced whole.
 	if r := nodereset(t, n, "restore", "--firewall", root+"/"+runs[0]+"/firewall"); r.code != 0 {
 		t.Fatalf("restore again: %s", r)
 	}
 	if got := firewallState(t, n); got != before {
-		t.Fatalf("a second restore changed the firewall:\n%s", diff(before, got))
+		t.Fatalf("a second restore changed the firewall:\n%s", sandbox.FirstDiff(before, got))
 	}
 	if r := nodereset(t, n, "restore", "--firewall", root); r.code == 0 || !strings.Contains(r.stderr, "no firewall backup") {
 		t.Errorf("restore from a directory without a backup: %s", r)
