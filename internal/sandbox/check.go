@@ -106,7 +106,8 @@ func CheckDecoys(m Manifest) []string {
 	return probs
 }
 
-// firstDiff names the first line where two state texts differ.
+// FirstDiff names the first line where two state texts differ (decoy
+// states here, node snapshots in the e2e tests).
 func FirstDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < len(w) || i < len(g); i++ {
