@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -68,7 +70,7 @@ func (g *globalOptions) bindHost(c *cobra.Command) {
 	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns")
 	f.BoolVar(&g.lazyUnmount, "lazy-unmount", false, "detach busy mounts (MNT_DETACH) instead of reporting them; their data stays reachable by their holders")
 	f.IntVar(&g.parallel, "parallel", 8, "how many independent items (mounts, containers) are removed at once")
-	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL")
+	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL (0: SIGKILL at once)")
 	f.DurationVar(&g.killTimeout, "kill-timeout", 5*time.Second, "how long to wait for processes to die after SIGKILL")
 	f.DurationVar(&g.stopTimeout, "stop-timeout", 90*time.Second, "bound on each systemd stop job")
 	f.DurationVar(&g.grace, "grace", 10*time.Second, "how long containers get to stop before they are killed")
@@ -79,6 +81,63 @@ func (g *globalOptions) bindHost(c *cobra.Command) {
 	f.BoolVar(&g.conntrack, "conntrack", false, "also delete conntrack flows to Service IPs that kube-proxy translated (needs a known Service CIDR)")
 	f.StringSliceVar(&g.clusterCIDRs, "cluster-cidr", nil, "pod CIDR(s): flannel's comment-less masquerade rules for them are removed")
 	_ = c.RegisterFlagCompletionFunc("profile", cobra.FixedCompletions(profile.Names(), cobra.ShellCompDirectiveNoFileComp))
+	if c.Name() != "reset" {
+		// Accepted everywhere, so one command line works for plan, reset
+		// and verify; listed only where they do something.
+		for _, name := range applyOnlyFlags {
+			_ = f.MarkHidden(name)
+		}
+	}
+}
+
+// applyOnlyFlags change how reset applies the plan, never the plan.
+var applyOnlyFlags = []string{"lazy-unmount", "parallel", "term-timeout", "kill-timeout", "stop-timeout", "grace"}
+
+// validate rejects values the kinds would silently replace by their
+// defaults (they read 0 as "unset").
+func (g *globalOptions) validate() error {
+	var errs []error
+	if g.parallel < 1 {
+		errs = append(errs, fmt.Errorf("--parallel %d: must be at least 1 (how many items are removed at once)", g.parallel))
+	}
+	for _, d := range []struct {
+		name  string
+		v     time.Duration
+		zero  bool
+		about string
+	}{
+		// 0: SIGKILL right after SIGTERM, a real choice.
+		{"term-timeout", g.termTimeout, true, "how long processes get after SIGTERM"},
+		{"kill-timeout", g.killTimeout, false, "how long to wait for processes to die after SIGKILL"},
+		{"stop-timeout", g.stopTimeout, false, "the bound on each systemd stop job"},
+		// Both runtimes stop in whole seconds and the kinds read 0 as
+		// their default: the shortest grace is 1s.
+		{"grace", g.grace, false, "how long containers get to stop; the shortest is 1s"},
+	} {
+		switch {
+		case d.v < 0:
+			errs = append(errs, fmt.Errorf("--%s %s: must not be negative (%s)", d.name, d.v, d.about))
+		case d.v == 0 && !d.zero:
+			errs = append(errs, fmt.Errorf("--%s 0s: must be positive (%s)", d.name, d.about))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// kindOptions are the flags as the kinds take them.
+func (g *globalOptions) kindOptions() profile.Options {
+	term := g.termTimeout
+	if term == 0 {
+		// The process kind reads 0 as its default; the shortest wait is
+		// what --term-timeout 0 asks for.
+		term = time.Nanosecond
+	}
+	return profile.Options{
+		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
+		TermTimeout: term, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
+		Grace: g.grace, AllContainers: g.allContainers, Images: g.images, CRISockets: g.criSockets,
+		ServiceCIDRs: g.serviceCIDRs, ClusterCIDRs: g.clusterCIDRs, Conntrack: g.conntrack,
+	}
 }
 
 // session is everything a command needs, built from the global flags.
@@ -91,6 +150,9 @@ type session struct {
 }
 
 func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
+	if err := g.validate(); err != nil {
+		return nil, withCode(ExitError, err)
+	}
 	pr, err := newPrinter(out, errw, g.output, g.verbosity)
 	if err != nil {
 		return nil, err
@@ -100,34 +162,31 @@ func (g *globalOptions) session(out, errw io.Writer) (*session, error) {
 		return nil, withCode(ExitError, err)
 	}
 	log := newLogger(errw, g.verbosity)
-	prof, err := profile.Resolve(h, profile.Choice{Names: g.profiles, Force: g.force, Uninstall: g.uninstall})
-	if err != nil {
-		return nil, withCode(ExitError, err)
-	}
+	choice := profile.Choice{Names: g.profiles, Force: g.force, Uninstall: g.uninstall}
 	if len(g.profiles) == 0 {
-		// Without --profile, what the last run recorded counts as evidence.
+		// What the last run recorded counts as evidence, before any
+		// fallback to kubeadm's defaults: the run removed some of what
+		// detection looks for.
 		saved, ok, err := lastRunProfile(g.backupRoot(h))
 		if err != nil {
 			return nil, withCode(ExitError, err)
 		}
 		if ok {
 			saved.Evidence = append([]string{"recorded by the last run in " + g.backupDir}, saved.Evidence...)
-			prof = profile.Merge(prof, saved)
+			choice.Recorded = &saved
 		}
+	}
+	prof, err := profile.Resolve(h, choice)
+	if err != nil {
+		return nil, withCode(ExitError, err)
 	}
 	if err := prof.CheckShared(); err != nil {
 		return nil, withCode(ExitError, err)
 	}
-	phases := profile.Phases(prof, profile.Options{
-		Backup: !g.noBackup, LazyUnmount: g.lazyUnmount, Parallel: g.parallel,
-		TermTimeout: g.termTimeout, KillTimeout: g.killTimeout, StopTimeout: g.stopTimeout,
-		Grace: g.grace, AllContainers: g.allContainers, Images: g.images, CRISockets: g.criSockets,
-		ServiceCIDRs: g.serviceCIDRs, ClusterCIDRs: g.clusterCIDRs, Conntrack: g.conntrack,
-	})
 	return &session{
 		env:     &engine.Env{Host: h, Log: log},
 		profile: prof,
-		phases:  phases,
+		phases:  profile.Phases(prof, g.kindOptions()),
 		checks:  profile.Checks(prof),
 		print:   pr,
 	}, nil

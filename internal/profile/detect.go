@@ -2,11 +2,9 @@ package profile
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/nodereset/nodereset/pkg/host"
@@ -31,6 +29,13 @@ type detector struct {
 	name            string
 	probe           func(h *host.Host) (Profile, []string, error)
 	installedCounts bool
+	// installed are marker executables (kubeadm's): their presence is an
+	// install, not a leftover file.
+	installed []string
+	// filesOnly: files are all detection can see of the distribution
+	// (RKE1 runs everything in Docker containers), so files alone are no
+	// sign of a leftover unless another distribution is live.
+	filesOnly bool
 	// ownUnits, when set, replace the profile's units as evidence: a
 	// profile built on another (Kubespray on kubeadm) is not evidenced by
 	// the base's units.
@@ -38,13 +43,13 @@ type detector struct {
 }
 
 var detectors = []detector{
-	{name: "kubeadm", probe: probeKubeadm},
+	{name: "kubeadm", probe: probeKubeadm, installed: []string{"/usr/bin/kubeadm", "/usr/local/bin/kubeadm"}},
 	{name: "kubespray", probe: probeKubespray, ownUnits: []string{"calico-node.service"}},
 	{name: "rke1", probe: func(h *host.Host) (Profile, []string, error) {
 		p, err := RKE1(h)
 		return p, []string{"/etc/kubernetes/ssl/kube-ca.pem", "/etc/kubernetes/ssl/kube-node.pem",
 			"/opt/rke/etcd-snapshots", "/var/lib/rancher/rke/log"}, err
-	}},
+	}, filesOnly: true},
 	{name: "rke2", probe: rke2Dist.probe, installedCounts: true},
 	{name: "k3s", probe: k3sDist.probe, installedCounts: true},
 	{name: "rancher", probe: func(h *host.Host) (Profile, []string, error) {
@@ -59,7 +64,7 @@ func probeKubeadm(h *host.Host) (Profile, []string, error) {
 		return p, nil, err
 	}
 	m := []string{"/etc/kubernetes/kubelet.conf", "/etc/kubernetes/admin.conf", "/etc/kubernetes/bootstrap-kubelet.conf",
-		"/etc/kubernetes/pki/ca.crt", kubeadmFlagsFile, "/usr/bin/kubeadm", "/usr/local/bin/kubeadm"}
+		"/etc/kubernetes/pki/ca.crt", kubeadmFlagsFile}
 	for _, d := range p.StaticPodDirs {
 		m = append(m, d+"/kube-apiserver.yaml", d+"/etcd.yaml")
 	}
@@ -101,7 +106,11 @@ func Detect(h *host.Host, procDir string) ([]Profile, error) {
 			continue
 		}
 		notes := p.Evidence
-		p.Name, p.Evidence = d.name, evidence(h, p, d, markers, running)
+		var live bool
+		p.Name = d.name
+		p.Evidence, live = evidence(h, p, d, markers, running)
+		p.leftover = len(p.Evidence) > 0 && !live
+		p.filesOnly = d.filesOnly
 		if len(p.Evidence) > 0 {
 			p.Evidence = append(p.Evidence, prefixed(d.name, notes)...)
 		}
@@ -110,8 +119,10 @@ func Detect(h *host.Host, procDir string) ([]Profile, error) {
 	return out, errors.Join(errs...)
 }
 
-func evidence(h *host.Host, p Profile, d detector, markers []string, running map[fileID]int) []string {
-	var ev []string
+// evidence lists what shows the profile on the host; live says whether
+// any of it is a unit, a process or an installed executable rather than
+// files only.
+func evidence(h *host.Host, p Profile, d detector, markers []string, running map[fileID]int) (ev []string, live bool) {
 	add := func(s string) { ev = append(ev, p.Name+": "+s) }
 	units, exes := p.Units, p.Executables
 	if d.ownUnits != nil {
@@ -120,11 +131,18 @@ func evidence(h *host.Host, p Profile, d detector, markers []string, running map
 	for _, u := range units {
 		if f := findUnitFile(h, u); f != "" {
 			add("unit " + u + " (" + f + ")")
+			live = true
 		}
 	}
 	for _, m := range markers {
 		if _, err := os.Lstat(h.Path(m)); err == nil {
 			add("found " + m)
+		}
+	}
+	for _, m := range d.installed {
+		if _, err := os.Lstat(h.Path(m)); err == nil {
+			add("installed " + m)
+			live = true
 		}
 	}
 	for _, exe := range exes {
@@ -134,11 +152,13 @@ func evidence(h *host.Host, p Profile, d detector, markers []string, running map
 		}
 		if pid, run := running[id]; run {
 			add("process " + strconv.Itoa(pid) + " runs " + exe)
+			live = true
 		} else if d.installedCounts {
 			add("installed " + exe)
+			live = true
 		}
 	}
-	return ev
+	return ev, live
 }
 
 func prefixed(name string, notes []string) []string {
@@ -186,130 +206,4 @@ func runningExes(procDir string) map[fileID]int {
 		}
 	}
 	return out
-}
-
-// ErrProfileMismatch is wrapped by Select when a named profile has no
-// evidence on the host and force is off.
-var ErrProfileMismatch = errors.New("profile does not match the host")
-
-// Select chooses the profile to run from Detect's result. Without names
-// it merges every detected profile, or falls back to kubeadm's defaults
-// when none is detected (a clean host). With names (--profile) it uses
-// exactly those; one that was not detected is an error wrapping
-// ErrProfileMismatch unless force.
-func Select(detected []Profile, names []string, force bool) (Profile, error) {
-	byName := map[string]Profile{}
-	for _, p := range detected {
-		byName[p.Name] = p
-	}
-	var chosen []Profile
-	if len(names) == 0 {
-		for _, p := range detected {
-			if len(p.Evidence) > 0 {
-				chosen = append(chosen, p)
-			}
-		}
-		if len(chosen) == 0 {
-			p, ok := byName["kubeadm"]
-			if !ok {
-				return Profile{}, errors.New("no profile could be built for this host; see the errors above")
-			}
-			p.Evidence = []string{"kubeadm: no distribution detected; using kubeadm's defaults"}
-			return Merge(p), nil
-		}
-		return Merge(chosen...), nil
-	}
-	for _, n := range names {
-		n = strings.TrimSpace(n)
-		if !contains(Names(), n) {
-			return Profile{}, fmt.Errorf("unknown profile %q (known: %s)", n, strings.Join(Names(), ", "))
-		}
-		p, ok := byName[n]
-		if !ok {
-			return Profile{}, fmt.Errorf("profile %s could not be built for this host; see the errors above", n)
-		}
-		if len(p.Evidence) == 0 {
-			if !force {
-				return Profile{}, fmt.Errorf("--profile %s: %w: nothing of %s found (detected: %s); check the host root, or pass --force to use %s's paths anyway",
-					n, ErrProfileMismatch, n, detectedNames(detected), n)
-			}
-			p.Evidence = []string{n + ": chosen with --force; no evidence on this host"}
-		}
-		chosen = append(chosen, p)
-	}
-	return Merge(chosen...), nil
-}
-
-func detectedNames(ps []Profile) string {
-	var n []string
-	for _, p := range ps {
-		if len(p.Evidence) > 0 {
-			n = append(n, p.Name)
-		}
-	}
-	if len(n) == 0 {
-		return "none"
-	}
-	return strings.Join(n, ", ")
-}
-
-// Choice is the user's say in which profile runs.
-type Choice struct {
-	// Names restrict the run to these profiles (--profile); empty means
-	// every detected one.
-	Names []string
-	// Force uses a named profile without evidence (--force).
-	Force bool
-	// Uninstall adds what the K3s/RKE2/Rancher install scripts installed
-	// (--uninstall).
-	Uninstall bool
-}
-
-// DetectError is a profile that could not be built (a config file it must
-// read is unreadable or malformed).
-type DetectError struct {
-	Profile string
-	Err     error
-}
-
-func (e *DetectError) Error() string {
-	return fmt.Sprintf("profile %s: %v", e.Profile, e.Err)
-}
-
-func (e *DetectError) Unwrap() error { return e.Err }
-
-// Resolve is Detect, Select and, when asked, Uninstall in one call: the
-// profile a command runs with. A profile that could not be built fails the
-// call when it matters: always without names (its state would be missed),
-// with names only when it is one of them.
-func Resolve(h *host.Host, c Choice) (Profile, error) {
-	ps, derr := Detect(h, "")
-	var relevant []error
-	for _, e := range unjoin(derr) {
-		var de *DetectError
-		if len(c.Names) == 0 || !errors.As(e, &de) || contains(c.Names, de.Profile) {
-			relevant = append(relevant, e)
-		}
-	}
-	if err := errors.Join(relevant...); err != nil {
-		return Profile{}, err
-	}
-	p, err := Select(ps, c.Names, c.Force)
-	if err != nil {
-		return Profile{}, err
-	}
-	if c.Uninstall {
-		return Uninstall(h, p)
-	}
-	return p, nil
-}
-
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -51,6 +51,8 @@ func Kubeadm(h *host.Host) (Profile, error) {
 		CNIConfDir:    "/etc/cni/net.d",
 		CNIStateDirs:  []string{"/var/lib/cni"},
 	}
+	p.KeepEnabled = map[string]string{"kubelet.service": "left enabled: the kubelet package owns it, kubeadm reset leaves it enabled " +
+		"and kubeadm join expects it so (--uninstall disables it)"}
 	for _, c := range components {
 		p.Units = append(p.Units, c+".service")
 		p.Executables = append(p.Executables, "/usr/bin/"+c, "/usr/local/bin/"+c)
@@ -116,4 +118,32 @@ func keepChild(dir, sub string) []string {
 		return nil
 	}
 	return []string{strings.Split(rel, "/")[0]}
+}
+
+// kubeadmFiles are what kubeadm itself writes into /etc/kubernetes, the
+// names `kubeadm reset` cleans there; manifests is the static-pod kind's.
+var kubeadmFiles = []string{"admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
+	"controller-manager.conf", "scheduler.conf", "pki", "tmp"}
+
+// kubeadmDefaults narrows the kubeadm profile for a host that shows no
+// distribution at all. Nothing says /etc/kubernetes is kubeadm's there (it
+// may hold an RKE1 leftover or the operator's notes), so only kubeadm's
+// own names in it are backed up instead of the whole directory; and with
+// no etcd static pod, /var/lib/etcd may be any etcd's, so it is left.
+func kubeadmDefaults(p Profile) Profile {
+	var specs []paths.Spec
+	for _, s := range p.Paths {
+		switch s.Path {
+		case kubeadmEtc:
+			for _, f := range kubeadmFiles {
+				specs = append(specs, paths.Spec{Path: kubeadmEtc + "/" + f, Action: plan.ActionBackupRemove,
+					Reason: "written by kubeadm (precious: backed up)"})
+			}
+		case defaultEtcdDataDir:
+		default:
+			specs = append(specs, s)
+		}
+	}
+	p.Paths = specs
+	return p
 }

@@ -19,8 +19,17 @@ type Profile struct {
 	// Evidence says why the profile was chosen (files, units, processes
 	// found); shown in the plan.
 	Evidence []string
+	// Warnings are what selection noticed that the operator should decide
+	// about (a profile seen only in leftover files); shown with the plan's
+	// warnings, not recorded with the run.
+	Warnings []string `json:"-"`
 	// Units are systemd units to stop and disable.
 	Units []string
+	// KeepEnabled are units of Units that are only stopped, each with why
+	// it stays enabled: a package owns it and the next join expects it
+	// enabled (kubeadm's kubelet.service, which kubeadm reset leaves
+	// enabled). Uninstall disables them too.
+	KeepEnabled map[string]string
 	// Executables are component binaries; a process running one is owned.
 	Executables []string
 	// Ports maps a component name to its exact ports: a process with that
@@ -59,6 +68,10 @@ type Profile struct {
 	// (K3s, RKE2): its state goes with the profile's paths, so sandboxes it
 	// still held when it was down need no CNI config to be removed later.
 	EmbeddedRuntime bool
+
+	// leftover: detected from files only (no unit, process or installed
+	// binary); filesOnly: files are all detection can see of it (Detect).
+	leftover, filesOnly bool
 }
 
 // Merge composes profiles present on one host (e.g. rke2 + rancher): lists
@@ -71,9 +84,20 @@ func Merge(ps ...Profile) Profile {
 	out.Ports = map[string][]int{}
 	var names []string
 	for _, p := range ps {
+		for u, why := range p.KeepEnabled {
+			if out.KeepEnabled == nil {
+				out.KeepEnabled = map[string]string{}
+			}
+			if _, ok := out.KeepEnabled[u]; !ok {
+				out.KeepEnabled[u] = why
+			}
+		}
+	}
+	for _, p := range ps {
 		names = appendNew(names, strings.Split(p.Name, "+")...)
 		out.Name = strings.Join(names, "+")
 		out.Evidence = appendNew(out.Evidence, p.Evidence...)
+		out.Warnings = appendNew(out.Warnings, p.Warnings...)
 		out.Units = appendNew(out.Units, p.Units...)
 		out.Executables = appendNew(out.Executables, p.Executables...)
 		for c, ports := range p.Ports {

@@ -27,6 +27,9 @@ func Uninstall(h *host.Host, p Profile) (Profile, error) {
 		return p, err
 	}
 	p.Paths = slices.Clone(p.Paths) // the caller's profile stays as it was
+	// The operator takes the node out for good: a package's units are
+	// disabled too (their files stay the package's).
+	p.KeepEnabled = nil
 	var specs []paths.Spec
 	for _, name := range strings.Split(p.Name, "+") {
 		switch name {

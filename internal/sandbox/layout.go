@@ -27,12 +27,15 @@ func layoutSystem(b *builder) {
 		b.dir(d)
 	}
 
-	b.unit("/lib/systemd/system/kubelet.service", kubeletUnit)
+	// The kubelet package's unit stays enabled, as kubeadm reset leaves
+	// it (kubeadm join expects it): with no systemd running here there is
+	// nothing to stop, so it is not planned at all.
+	kubeletWants := b.unit("/lib/systemd/system/kubelet.service", kubeletUnit)
+	b.m.Decoys.Units = append(b.m.Decoys.Units, DecoyUnit{Symlink: kubeletWants, Target: "/lib/systemd/system/kubelet.service"})
 	b.file("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", kubeadmDropIn, 0o644)
 	b.file("/var/lib/dpkg/info/kubelet.list", "/.\n/lib\n/lib/systemd\n/lib/systemd/system\n"+
 		"/lib/systemd/system/kubelet.service\n/usr\n/usr/bin\n/usr/bin/kubelet\n", 0o644)
 	b.unit("/etc/systemd/system/etcd.service", etcdUnit)
-	b.expect(plan.KindService, "kubelet.service")
 	b.expect(plan.KindService, "etcd.service")
 
 	for _, u := range []struct{ file, content string }{

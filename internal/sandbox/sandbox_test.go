@@ -58,15 +58,15 @@ func TestNode(t *testing.T) {
 	m := n.Manifest()
 
 	// 3 pods x 4 volumes, plus pod 0's stacked (2), nested (2) and the CSI global mount.
-	for k, want := range map[plan.Kind]int{plan.KindService: 2, plan.KindProcess: 6,
+	for k, want := range map[plan.Kind]int{plan.KindService: 1, plan.KindProcess: 6,
 		plan.KindStaticPod: 4, plan.KindPath: 6, plan.KindMount: 3*4 + 5} {
 		if got := m.Count(k); got != want {
 			t.Errorf("expected %s items: %d, want %d", k, got, want)
 		}
 	}
 	d := m.Decoys
-	if len(d.Processes) != 4 || len(d.Listeners) != 3 || len(d.Mounts) != 2 || len(d.Units) != 2 || len(d.Files) != 13 {
-		t.Errorf("decoys: %d processes, %d listeners, %d mounts, %d units, %d files; want 4, 3, 2, 2, 13",
+	if len(d.Processes) != 4 || len(d.Listeners) != 3 || len(d.Mounts) != 2 || len(d.Units) != 3 || len(d.Files) != 13 {
+		t.Errorf("decoys: %d processes, %d listeners, %d mounts, %d units, %d files; want 4, 3, 2, 3, 13",
 			len(d.Processes), len(d.Listeners), len(d.Mounts), len(d.Units), len(d.Files))
 	}
 

@@ -1,8 +1,9 @@
 // Package services stops and disables the systemd units of Kubernetes
-// components (kind "service"). With systemd running it goes through systemd's
-// D-Bus API; without it (a rescue shell, a container, a test root) it
-// disables offline the way `systemctl --root` does: by removing the
-// enablement symlinks. It never deletes a unit file: those belong to the
+// components (kind "service"); units a package owns and the next join
+// expects enabled are only stopped (Options.KeepEnabled). With systemd
+// running it goes through systemd's D-Bus API; without it (a rescue shell,
+// a container, a test root) it disables offline the way `systemctl --root`
+// does: by removing the enablement symlinks. It never deletes a unit file: those belong to the
 // distribution's packages or to the installer.
 package services
 
@@ -43,6 +44,10 @@ type Manager interface {
 type Options struct {
 	// Units are the unit names owned (e.g. "kubelet.service").
 	Units []string
+	// KeepEnabled are units of Units that are stopped but left enabled,
+	// each with why (shown in the plan). They are planned only while they
+	// run: enabled is how they should stay.
+	KeepEnabled map[string]string
 	// StopTimeout bounds each unit's stop job (default 90 s, systemd's
 	// own default stop timeout).
 	StopTimeout time.Duration
@@ -67,6 +72,9 @@ func New(o Options) *Kind {
 
 // Kind implements engine.Kind.
 func (k *Kind) Kind() plan.Kind { return plan.KindService }
+
+// ActionStop stops a unit and leaves its enablement alone.
+const ActionStop plan.Action = "stop"
 
 // Detail is what discovery found about a unit.
 type Detail struct {
@@ -109,13 +117,15 @@ func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 			}
 		}
 		running := d.Active != "" && d.Active != "inactive" && d.Active != "failed"
-		if len(links) == 0 && !running {
-			continue
+		why, keep := k.opts.KeepEnabled[u]
+		switch {
+		case keep && running:
+			items = append(items, plan.Item{Kind: plan.KindService, Target: u, Action: ActionStop,
+				Reason: reason(d) + "; " + why, Detail: d})
+		case !keep && (running || len(links) > 0):
+			items = append(items, plan.Item{Kind: plan.KindService, Target: u, Action: plan.ActionStopDisable,
+				Reason: reason(d) + "; disabled so that a reboot does not start it on the reset node", Detail: d})
 		}
-		items = append(items, plan.Item{
-			Kind: plan.KindService, Target: u, Action: plan.ActionStopDisable,
-			Reason: reason(d), Detail: d,
-		})
 	}
 	return items, errors.Join(errs...)
 }
@@ -144,17 +154,30 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 		defer mgr.Close()
 	}
 	engine.ApplyEach(ctx, items, rec, func(it plan.Item) error {
+		if it.Action == ActionStop {
+			return k.stop(ctx, mgr, it.Target)
+		}
 		return k.stopDisable(ctx, env.Host, mgr, it.Target)
 	})
 }
 
+// stop stops the unit; offline there is nothing running to stop.
+func (k *Kind) stop(ctx context.Context, mgr Manager, unit string) error {
+	if mgr == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, k.opts.StopTimeout)
+	defer cancel()
+	if err := mgr.Stop(sctx, unit); err != nil {
+		return fmt.Errorf("stop %s (bounded by %s): %w; check `journalctl -u %s`", unit, k.opts.StopTimeout, err, unit)
+	}
+	return nil
+}
+
 func (k *Kind) stopDisable(ctx context.Context, h *host.Host, mgr Manager, unit string) error {
 	if mgr != nil {
-		sctx, cancel := context.WithTimeout(ctx, k.opts.StopTimeout)
-		err := mgr.Stop(sctx, unit)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("stop %s (bounded by %s): %w; check `journalctl -u %s`", unit, k.opts.StopTimeout, err, unit)
+		if err := k.stop(ctx, mgr, unit); err != nil {
+			return err
 		}
 		if err := mgr.Disable(ctx, unit); err != nil {
 			return fmt.Errorf("disable %s: %w", unit, err)
