@@ -41,6 +41,10 @@ var ErrRuntimeDown = errors.New("the container runtime is not answering")
 // not exist.
 var ErrNoSocket = errors.New("no CRI socket")
 
+// ErrNotCRI means a socket answers but does not serve CRI v1: a Docker
+// socket, or a containerd whose CRI plugin is disabled (Docker's own).
+var ErrNotCRI = errors.New("does not serve CRI v1 (runtime.v1.RuntimeService)")
+
 // conn is a CRI connection to one endpoint.
 type conn struct {
 	ep  endpoint
@@ -78,7 +82,7 @@ func dial(ctx context.Context, ep endpoint, timeout time.Duration) (*conn, error
 			}
 			return nil, fmt.Errorf("%s: %w within %v (%v)", ep.URL(), ErrRuntimeDown, timeout, err)
 		case codes.Unimplemented:
-			return nil, fmt.Errorf("%s does not serve CRI v1 (runtime.v1.RuntimeService): is it a Docker socket? pass it as a Docker socket instead: %w", ep.URL(), err)
+			return nil, fmt.Errorf("%s %w: is it a Docker socket? pass it as a Docker socket instead: %w", ep.URL(), ErrNotCRI, err)
 		}
 		return nil, fmt.Errorf("CRI Version on %s: %w", ep.URL(), err)
 	}

@@ -21,11 +21,16 @@ func (k *Pods) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 	eps, err := k.r.endpoints(env.Host)
 	errs := []error{err}
 	var details []PodDetail
+	var warn []string
 	for _, ep := range eps {
-		ds, err := k.r.discoverPods(ctx, env, ep)
+		ds, w, err := k.r.discoverPods(ctx, env, ep)
 		details = append(details, ds...)
 		errs = append(errs, err)
+		if w != "" {
+			warn = append(warn, w)
+		}
 	}
+	k.r.setWarnings(warn)
 	sortPods(details)
 	down := false
 	for _, d := range details {
@@ -45,27 +50,53 @@ func (k *Pods) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 	return items, errors.Join(errs...)
 }
 
-func (r *runtime) discoverPods(ctx context.Context, env *engine.Env, ep endpoint) ([]PodDetail, error) {
+// discoverPods lists the kubelet's pods on ep. A well-known socket nobody
+// named that does not answer gives a plan warning instead of an error: it
+// may be some other program's, and a guess must not stop the reset.
+func (r *runtime) discoverPods(ctx context.Context, env *engine.Env, ep endpoint) ([]PodDetail, string, error) {
 	c, err := dial(ctx, ep, r.opts.DialTimeout)
 	if errors.Is(err, ErrRuntimeDown) || errors.Is(err, ErrNoSocket) {
 		ds, serr := r.shimPods(env, ep)
 		if len(ds) > 0 {
 			env.Log.Warn("CRI runtime is down; its Kubernetes shims will be killed instead", "endpoint", ep.URL(), "shims", len(ds), "err", err)
-			return ds, serr
+			return ds, "", serr
 		}
 		if ep.Explicit {
-			return nil, errors.Join(err, serr)
+			return nil, "", errors.Join(err, serr)
 		}
 		if errors.Is(err, ErrRuntimeDown) {
 			env.Log.Warn("CRI runtime is down and no Kubernetes shim of it runs", "endpoint", ep.URL(), "err", err)
+			if ep.Guess {
+				return nil, guessWarning(ep, err), serr
+			}
 		}
-		return nil, serr
+		return nil, "", serr
+	}
+	if err != nil && ep.Guess && ctx.Err() == nil {
+		if errors.Is(err, ErrNotCRI) {
+			// No CRI, no kubelet pods: Docker's containerd, say.
+			env.Log.Debug("well-known socket does not serve CRI", "endpoint", ep.URL(), "err", err)
+			return nil, "", nil
+		}
+		return nil, guessWarning(ep, err), nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.Close()
 	env.Log.Debug("CRI runtime", "endpoint", ep.URL(), "version", c.ver)
+	ds, err := r.listPods(ctx, c, ep)
+	return ds, "", err
+}
+
+// guessWarning says that a well-known socket could not be looked at.
+func guessWarning(ep endpoint, err error) string {
+	return fmt.Sprintf("CRI socket %s exists but could not be listed (%v); no profile or flag names it, so this is not an error "+
+		"and Kubernetes pods on it, if any, are not in this plan: start that runtime and run again, or pass --cri-socket %s to require it",
+		ep.URL(), err, ep.URL())
+}
+
+func (r *runtime) listPods(ctx context.Context, c *conn, ep endpoint) ([]PodDetail, error) {
 	sbs, err := c.rs.ListPodSandbox(ctx, &rt.ListPodSandboxRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandboxes on %s: %w", ep.URL(), err)
@@ -124,8 +155,8 @@ func (k *Containers) Discover(ctx context.Context, env *engine.Env) ([]plan.Item
 	var items []plan.Item
 	for _, ep := range eps {
 		c, err := dial(ctx, ep, k.r.opts.DialTimeout)
-		if errors.Is(err, ErrRuntimeDown) || errors.Is(err, ErrNoSocket) {
-			continue // reported by the pod kind
+		if leftToPods(ep, err) {
+			continue
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -177,6 +208,13 @@ func (r *runtime) discoverContainers(ctx context.Context, c *conn) ([]plan.Item,
 			Reason: reason + " on " + c.ep.URL(), Detail: d})
 	}
 	return items, nil
+}
+
+// leftToPods reports whether a dial error is the pod kind's to report: a
+// runtime that is down or gone (its shims are the pod kind's), or any
+// failure of a socket that was only guessed (a plan warning there).
+func leftToPods(ep endpoint, err error) bool {
+	return err != nil && (errors.Is(err, ErrRuntimeDown) || errors.Is(err, ErrNoSocket) || ep.Guess)
 }
 
 // short is the 13-character ID prefix crictl shows.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodereset/nodereset/pkg/host"
@@ -26,6 +27,9 @@ type endpoint struct {
 	// Explicit endpoints come from --cri-socket: one that does not answer
 	// fails discovery instead of being skipped.
 	Explicit bool
+	// Guess endpoints are well-known sockets that exist but nobody named:
+	// one that does not answer is a plan warning, never an error.
+	Guess bool
 }
 
 // URL is how the endpoint is shown: the kubelet's own notation.
@@ -121,24 +125,30 @@ func flagsFileEndpoints(b []byte) []string {
 	return out
 }
 
-// endpoints resolves every configured socket under the host root and drops
-// duplicates. Sockets that do not exist are kept: shims of a runtime that
-// is down (and removed its socket) are still found by the socket path.
+// endpoints resolves every configured socket under the host root, adds the
+// well-known sockets that exist, and drops duplicates: two names of one
+// socket (a /var/run link, a hard link or bind mount of the socket) are one
+// endpoint, the first name and the strongest source winning. Named sockets
+// that do not exist are kept: shims of a runtime that is down (and removed
+// its socket) are still found by the socket path.
 func (r *runtime) endpoints(h *host.Host) ([]endpoint, error) {
 	type src struct {
-		s        string
-		explicit bool
+		s               string
+		explicit, guess bool
 	}
 	var all []src
 	for _, s := range r.opts.Explicit {
-		all = append(all, src{s, true})
+		all = append(all, src{s: s, explicit: true})
 	}
 	for _, s := range r.opts.Sockets {
-		all = append(all, src{s, false})
+		all = append(all, src{s: s})
 	}
 	kub, kerr := kubeletEndpoints(h, r.opts.KubeletRoot)
 	for _, s := range kub {
-		all = append(all, src{s, false})
+		all = append(all, src{s: s})
+	}
+	for _, s := range WellKnownSockets() {
+		all = append(all, src{s: s, guess: true})
 	}
 	var out []endpoint
 	var errs []error
@@ -146,6 +156,7 @@ func (r *runtime) endpoints(h *host.Host) ([]endpoint, error) {
 		errs = append(errs, kerr)
 	}
 	seen := map[string]int{}
+	seenIno := map[[2]uint64]int{}
 	for _, s := range all {
 		p, err := ParseEndpoint(s.s)
 		if err != nil {
@@ -154,19 +165,61 @@ func (r *runtime) endpoints(h *host.Host) ([]endpoint, error) {
 		}
 		abs, err := h.Resolve(p)
 		if err != nil {
-			errs = append(errs, err)
+			if !s.guess {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		id, isSock := socketID(abs)
+		if s.guess && !isSock {
+			continue
+		}
+		i, dup := seen[abs]
+		if !dup && isSock {
+			i, dup = seenIno[id]
+		}
+		if dup {
+			out[i].Explicit = out[i].Explicit || s.explicit
+			out[i].Guess = out[i].Guess && s.guess
 			continue
 		}
 		hp, err := h.Rel(abs)
 		if err != nil {
 			hp = p
 		}
-		if i, ok := seen[abs]; ok {
-			out[i].Explicit = out[i].Explicit || s.explicit
-			continue
-		}
 		seen[abs] = len(out)
-		out = append(out, endpoint{HostPath: hp, Path: abs, Explicit: s.explicit})
+		if isSock {
+			seenIno[id] = len(out)
+		}
+		out = append(out, endpoint{HostPath: hp, Path: abs, Explicit: s.explicit, Guess: s.guess})
 	}
 	return out, errors.Join(errs...)
+}
+
+// WellKnownSockets are the CRI sockets the runtimes listen on by default,
+// host-side: containerd's, K3s's and RKE2's embedded containerd, CRI-O's,
+// cri-dockerd's. Discovery looks at each that exists whatever the profile:
+// a K3s or RKE2 kubelet may use the system containerd, and an RKE1 node may
+// have a kubelet on containerd; only pods the kubelet labelled are taken.
+func WellKnownSockets() []string {
+	return []string{
+		"/run/containerd/containerd.sock",
+		"/run/k3s/containerd/containerd.sock",
+		"/run/crio/crio.sock",
+		"/run/cri-dockerd.sock",
+		// The same, for a host whose /var/run is not a link to /run.
+		"/var/run/containerd/containerd.sock",
+		"/var/run/crio/crio.sock",
+		"/var/run/cri-dockerd.sock",
+	}
+}
+
+// socketID is the device and inode of the socket at p, and whether p is a
+// socket at all.
+func socketID(p string) ([2]uint64, bool) {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
 }

@@ -72,8 +72,8 @@ func (k *Images) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, er
 	var items []plan.Item
 	for _, ep := range eps {
 		c, err := dial(ctx, ep, k.r.opts.DialTimeout)
-		if errors.Is(err, ErrRuntimeDown) || errors.Is(err, ErrNoSocket) {
-			continue // the pod kind reports a runtime that is down
+		if leftToPods(ep, err) {
+			continue
 		}
 		if err != nil {
 			errs = append(errs, err)

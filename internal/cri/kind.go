@@ -9,7 +9,9 @@
 package cri
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +32,8 @@ const (
 // Options say where the runtimes are and how to stop what runs on them.
 type Options struct {
 	// Sockets are the profile's CRI endpoints (host-side paths or
-	// unix:// URLs); one that does not exist is skipped.
+	// unix:// URLs); one that does not exist is skipped. Every
+	// WellKnownSockets socket that exists is looked at besides them.
 	Sockets []string
 	// Explicit are endpoints the user named (--cri-socket): one that does
 	// not answer fails discovery, unless its shims are found.
@@ -82,11 +85,28 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// runtime is what both kinds share: the options, and whether discovery
-// found Kubernetes pods on a runtime that was down.
+// runtime is what both kinds share: the options, whether discovery found
+// Kubernetes pods on a runtime that was down, and the pod kind's warnings.
 type runtime struct {
 	opts Options
 	down atomic.Bool
+
+	mu   sync.Mutex
+	warn []string
+}
+
+func (r *runtime) setWarnings(w []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warn = w
+}
+
+// Warnings implements engine.Warner: what the last discovery could not look
+// at without it being an error (a well-known socket that does not answer).
+func (k *Pods) Warnings() []string {
+	k.r.mu.Lock()
+	defer k.r.mu.Unlock()
+	return slices.Clone(k.r.warn)
 }
 
 // RuntimeWasDown reports whether the last discovery found Kubernetes pods
@@ -111,8 +131,9 @@ func New(o Options) (*Pods, *Containers) {
 }
 
 var (
-	_ engine.Kind = (*Pods)(nil)
-	_ engine.Kind = (*Containers)(nil)
+	_ engine.Warner = (*Pods)(nil)
+	_ engine.Kind   = (*Pods)(nil)
+	_ engine.Kind   = (*Containers)(nil)
 )
 
 // Kind implements engine.Kind.

@@ -1,16 +1,13 @@
 package paths
 
 import (
-	"strings"
-
-	"github.com/nodereset/nodereset/internal/mounts"
-
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/nodereset/nodereset/internal/fstree"
+	"github.com/nodereset/nodereset/internal/mounts"
 	"github.com/nodereset/nodereset/pkg/engine"
 	"github.com/nodereset/nodereset/pkg/host"
 	"github.com/nodereset/nodereset/pkg/plan"
@@ -37,11 +34,12 @@ func (k *Kind) apply(env *engine.Env, it plan.Item) error {
 	// A process still working below the path (an etcd that survived its
 	// kill, a kubelet outside systemd's reach) would write into what is
 	// being copied to the backup or removed: a torn backup, or files pulled
-	// from under it. Refuse; a rerun once it is stopped finishes the job.
+	// from under it. Refuse; a rerun once it is stopped (or, for a container
+	// runtime, once its pods are removed) finishes the job.
 	if hs, err := mounts.Holders(env.Host.Proc(), full); err != nil {
 		return fmt.Errorf("%s: look for processes using it: %w", it.Target, err)
 	} else if len(hs) > 0 {
-		return fmt.Errorf("%s is in use by %s; stop it and run reset again (nothing was changed there)", it.Target, holderList(hs))
+		return inUse(env.Host, it.Target, hs)
 	}
 	var dst string
 	if it.Action == plan.ActionBackupRemove || it.Action == plan.ActionBackupEmpty {
@@ -90,15 +88,4 @@ func (k *Kind) spec(target string) (Spec, bool) {
 		}
 	}
 	return Spec{}, false
-}
-
-func holderList(hs []mounts.Holder) string {
-	var b strings.Builder
-	for i, h := range hs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(h.String())
-	}
-	return b.String()
 }

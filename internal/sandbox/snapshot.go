@@ -8,8 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
 	"github.com/nodereset/nodereset/pkg/host"
 )
 
@@ -31,6 +34,10 @@ func TakeSnapshot(root string) (string, error) {
 		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
 		line := fmt.Sprintf("path %s %v", rel, fi.Mode())
 		switch {
+		case fi.Mode().IsRegular() && isNsfs(p):
+			// A namespace bind-mounted on a file (/run/netns/cni-*) cannot
+			// be read; which namespace it is, is what it holds.
+			line += fmt.Sprintf(" nsfs %d", sysIno(fi))
 		case fi.Mode().IsRegular():
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -66,6 +73,19 @@ func TakeSnapshot(root string) (string, error) {
 	}
 	sort.Strings(lines)
 	return strings.Join(append(lines, procs...), "\n") + "\n", nil
+}
+
+// isNsfs reports whether p is a namespace file (nsfs) bind-mounted there.
+func isNsfs(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+func sysIno(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }
 
 // processes lists every process but this one, by PID.
