@@ -18,7 +18,7 @@ type clusterOptions struct {
 	kube      *genericclioptions.ConfigFlags
 	o         cluster.Options
 	onTimeout string
-	dryRun    bool
+	dryRun    dryRunFlag
 
 	etcdCA, etcdCert, etcdKey string
 	allowQuorumLoss           bool
@@ -84,9 +84,9 @@ func newClusterCommand(g *globalOptions, s Streams, mode cluster.Mode, use, shor
 		},
 	}
 	f := cmd.Flags()
-	co.kube.AddFlags(f)
+	bindKubeFlags(cmd, co.kube)
 	o := &co.o
-	f.BoolVar(&co.dryRun, "dry-run", false, "print the plan and change nothing in the cluster")
+	bindDryRun(cmd, &co.dryRun, "print the plan and change nothing in the cluster")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", false, "evict pods with emptyDir volumes (their data is lost)")
 	f.BoolVar(&o.Force, "force", false, "evict pods that no controller manages (they are not recreated); kubectl drain's --force")
 	f.IntVar(&o.GracePeriodSeconds, "grace-period", o.GracePeriodSeconds, "seconds each pod gets to terminate; -1 uses the pod's own")
@@ -123,6 +123,10 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	pr, err := newPrinter(s.Out, s.Err, g.output, g.verbosity)
 	if err != nil {
 		return err
+	}
+	dryRun, err := co.dryRun.on(s.Err)
+	if err != nil {
+		return withCode(ExitError, err)
 	}
 	ot, err := cluster.ParseOnTimeout(co.onTimeout)
 	if err != nil {
@@ -162,7 +166,7 @@ func runCluster(ctx context.Context, g *globalOptions, co *clusterOptions, s Str
 	if !pr.data {
 		printClusterPlan(pr, p, records)
 	}
-	if co.dryRun {
+	if dryRun {
 		if pr.data {
 			// The plan alone, as for the other dry runs; with records,
 			// both plans.

@@ -85,6 +85,10 @@ func TestClusterCommands(t *testing.T) {
 	}{
 		{"dry-run shows the plan", []string{"remove", node, "--kubeconfig", admin, "--dry-run", "--force"}, ExitOK, "evict   cli/web-0"},
 		{"dry-run json", []string{"drain", node, "--kubeconfig", admin, "--dry-run", "-o", "json"}, ExitOK, `"blocked"`},
+		{"dry-run=client as kubectl", []string{"drain", node, "--kubeconfig", admin, "--dry-run=client"}, ExitOK, "BLOCKED cli/bare"},
+		{"dry-run=server runs as client", []string{"drain", node, "--kubeconfig", admin, "--dry-run=server"}, ExitOK, "is run as --dry-run=client"},
+		{"dry-run=none applies", []string{"drain", node, "--kubeconfig", admin, "--dry-run=none"}, ExitError, "evict only with --force"},
+		{"bad --dry-run", []string{"drain", node, "--kubeconfig", admin, "--dry-run=yes"}, ExitError, "use none, client or server"},
 		{"unmanaged pod needs --force", []string{"drain", node, "--kubeconfig", admin}, ExitError, "cli/bare: no controller manages it: evict only with --force"},
 		{"unknown node", []string{"remove", "no-such-node", "--kubeconfig", admin}, ExitError, `node "no-such-node" not found`},
 		{"unreachable API server", []string{"remove", node, "--server", "https://127.0.0.1:" + closedPort(t), "--insecure-skip-tls-verify", "--token", "x"}, ExitError, "cannot reach the API server"},

@@ -3,9 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -25,6 +27,45 @@ func tuned(cfg *rest.Config) *rest.Config {
 		cfg.Timeout = 30 * time.Second
 	}
 	return cfg
+}
+
+// bindKubeFlags binds kubectl's connection flags on cmd. -n/--namespace
+// stays accepted, as kubectl's global flag is, but is hidden: the commands
+// act on a node and its pods in every namespace.
+func bindKubeFlags(cmd *cobra.Command, kube *genericclioptions.ConfigFlags) {
+	kube.AddFlags(cmd.Flags())
+	if cmd.Flags().Lookup("namespace") != nil {
+		_ = cmd.Flags().MarkHidden("namespace")
+	}
+}
+
+// dryRunFlag is kubectl's --dry-run: none, client or server, and a bare
+// --dry-run for client. true and false are taken too: the flag was a bool.
+type dryRunFlag string
+
+// bindDryRun binds --dry-run to d with usage.
+func bindDryRun(cmd *cobra.Command, d *dryRunFlag, usage string) {
+	*d = "none"
+	f := cmd.Flags()
+	f.StringVar((*string)(d), "dry-run", string(*d), usage+` (none, client or server, as kubectl's; server is run as client)`)
+	f.Lookup("dry-run").NoOptDefVal = "client"
+	_ = cmd.RegisterFlagCompletionFunc("dry-run", cobra.FixedCompletions([]string{"none", "client", "server"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// on reports whether d asks for a dry run. --dry-run=server is one too:
+// nodereset sends no dry-run requests (its plan already checks the
+// permissions and budgets the server would), which is said on warn.
+func (d dryRunFlag) on(warn io.Writer) (bool, error) {
+	switch d {
+	case "none", "false":
+		return false, nil
+	case "client", "true":
+		return true, nil
+	case "server":
+		fmt.Fprintln(warn, "warning: --dry-run=server is run as --dry-run=client: the plan is built from reads and access reviews, no dry-run request is sent")
+		return true, nil
+	}
+	return false, fmt.Errorf(`--dry-run=%s: use none, client or server (a bare --dry-run is client); nothing was changed`, string(d))
 }
 
 // downstreamClients connects to the cluster kubectl's flags name.

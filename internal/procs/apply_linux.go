@@ -119,11 +119,14 @@ func (k *Kind) round(ctx context.Context, env *engine.Env, vs []*victim, sig uni
 		}
 		sent = append(sent, v)
 	}
+	n := k.announce(env, sent, sig, timeout)
 	// Reported as each exits, so the journal shows progress during the wait.
 	alive := Wait(ctx, env.Host.Proc(), sent, timeout, func(v *victim) {
+		n.exited(v)
 		env.Log.Info("process exited", "pid", v.d.PID, "exe", v.d.Exe, "after", unix.SignalName(sig))
 		rec.Done(v.item, nil)
 	})
+	n.stop()
 	if err := ctx.Err(); err != nil && len(alive) > 0 {
 		for _, v := range alive {
 			rec.Done(v.item, &Error{PID: v.d.PID, Exe: v.d.Exe, Op: "wait after " + unix.SignalName(sig), Err: err})

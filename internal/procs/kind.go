@@ -43,7 +43,11 @@ type Options struct {
 }
 
 // Kind is the "process" kind.
-type Kind struct{ opts Options }
+type Kind struct {
+	opts Options
+	// noticeAfter is defaultNoticeAfter; tests shorten it.
+	noticeAfter time.Duration
+}
 
 // New returns the process kind for the given options.
 func New(o Options) *Kind {
@@ -53,7 +57,7 @@ func New(o Options) *Kind {
 	if o.KillTimeout <= 0 {
 		o.KillTimeout = DefaultKillTimeout
 	}
-	return &Kind{opts: o}
+	return &Kind{opts: o, noticeAfter: defaultNoticeAfter}
 }
 
 var _ engine.Kind = (*Kind)(nil)

@@ -1,8 +1,10 @@
 package procs
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +45,24 @@ func (r *recorder) Done(it plan.Item, err error) {
 		r.done = map[string][]error{}
 	}
 	r.done[it.Target] = append(r.done[it.Target], err)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // nsSetup brings lo up in the test's network namespace and mounts a tmpfs
@@ -210,10 +230,20 @@ func TestDiscoverApply(t *testing.T) {
 	})
 
 	var rec recorder
+	var logged syncBuffer
+	k.noticeAfter = 500 * time.Millisecond
+	loud := *env
+	loud.Log = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), &logged), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := time.Now()
-	k.Apply(context.Background(), env, items, &rec)
+	k.Apply(context.Background(), &loud, items, &rec)
 	if took := time.Since(start); took < 1500*time.Millisecond {
 		t.Errorf("Apply took %v; etcd ignores SIGTERM, so it must wait the TERM timeout", took)
+	}
+	// Announced once, at Warn (shown without -v), naming only etcd: the
+	// others exited at once; the SIGKILL wait is too short to announce.
+	wantNotice := "waiting up to 1.5s for etcd (pid " + strconv.Itoa(etcd.pid()) + ") after SIGTERM, then SIGKILL"
+	if got := logged.String(); strings.Count(got, "waiting up to") != 1 || !strings.Contains(got, wantNotice) {
+		t.Errorf("want one notice %q at Warn, logged:\n%s", wantNotice, got)
 	}
 	if len(rec.starts) != len(items) {
 		t.Errorf("Start called for %v, want each of %d items", rec.starts, len(items))
