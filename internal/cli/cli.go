@@ -122,5 +122,15 @@ func newLogger(w io.Writer, verbosity int) *slog.Logger {
 	case verbosity == 1:
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	o := &slog.HandlerOptions{Level: level}
+	if verbosity == 0 {
+		// Warnings read as messages to the operator, not as a log.
+		o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

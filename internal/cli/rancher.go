@@ -20,7 +20,7 @@ type rancherOptions struct {
 	// clusterFlag is the name of the Rancher cluster ID flag: "cluster",
 	// or "rancher-cluster" on remove, where kubectl's --cluster is bound.
 	clusterFlag string
-	dryRun      bool
+	dryRun      dryRunFlag
 	fix         bool
 	cleanup     rancher.CleanupOptions
 	records     rancher.RecordOptions
@@ -65,7 +65,7 @@ func rancherSubcommand(g *globalOptions, s Streams, ro *rancherOptions, cmd *cob
 		}
 		return run(cmd.Context(), pr, d, newLogger(s.Err, g.verbosity))
 	}
-	ro.kube.AddFlags(cmd.Flags())
+	bindKubeFlags(cmd, ro.kube)
 	return cmd
 }
 
@@ -95,7 +95,7 @@ not run (refused, unreachable, missing permission) and nothing was changed.`,
 		return runRancherCleanup(ctx, pr, d, ro)
 	})
 	f := cmd.Flags()
-	f.BoolVar(&ro.dryRun, "dry-run", false, "print the plan and change nothing")
+	bindDryRun(cmd, &ro.dryRun, "print the plan and change nothing")
 	f.BoolVar(&ro.cleanup.CRDs, "crds", false, "also delete Rancher's CRDs (group cattle.io or *.cattle.io) and all their objects")
 	f.DurationVar(&ro.cleanup.NamespaceTimeout, "namespace-timeout", ro.cleanup.NamespaceTimeout, "bound on the wait for Rancher's deleted namespaces and CRDs to go")
 	return cmd
@@ -147,14 +147,18 @@ func (ro *rancherOptions) bindRancher(cmd *cobra.Command, clusterFlag string) {
 }
 
 func runRancherCleanup(ctx context.Context, pr *printer, d rancher.Downstream, ro *rancherOptions) error {
+	dry, err := ro.dryRun.on(pr.err)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
 	p, err := rancher.PlanCleanup(ctx, d, ro.cleanup)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	if ro.dryRun || !pr.data {
+	if dry || !pr.data {
 		printCleanupPlan(pr, p)
 	}
-	if ro.dryRun {
+	if dry {
 		return nil
 	}
 	rep, err := rancher.ApplyCleanup(ctx, d, p)
