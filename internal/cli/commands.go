@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,9 @@ host-side path or name, without --host-root) and action.`,
 			p, err := buildPlan(cmd.Context(), ss)
 			if p != nil {
 				ss.print.plan(p)
+			}
+			if err == nil {
+				printNextStep(ss.print, p, "To apply this plan, run `nodereset reset` with the same flags.")
 			}
 			return err
 		},
@@ -72,8 +76,15 @@ host name, or pass --yes), apply it phase by phase, then verify the host.
 
 Precious state (/etc/kubernetes, etcd data) is moved into
 <backup-dir>/<time>/ (a rename on one filesystem) unless --no-backup; every
-item's outcome is journalled there in journal.jsonl. A run that was killed is
-finished by running reset again: it resumes in the same run directory.
+item's outcome is journalled there in journal.jsonl, and the firewall (rules,
+nft tables, Kubernetes' ipsets) is saved in firewall/ before the first change.
+A run that did not finish (killed, interrupted, or with failed items) is
+finished by running reset again: it resumes in the same run directory. An
+interrupted run (Ctrl-C) skips verify.
+
+Exit 0: reset and verified clean. Exit 1: items failed, the run was
+interrupted, or verify found residue. Exit 2: nothing was changed (or, when
+the message says so, verify could not check).
 
 Without a terminal on stdin, reset refuses to run without --yes.`,
 		Example: `  nodereset reset --dry-run      # the plan, nothing changed
@@ -109,6 +120,7 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 	}
 	if o.dryRun {
 		ss.print.plan(p)
+		printNextStep(ss.print, p, "Dry run: nothing was changed. To apply this plan, run `nodereset reset` with the same flags, without --dry-run.")
 		return nil
 	}
 	res := result{Plan: p}
@@ -128,12 +140,22 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 			BackupRoot: g.backupRoot(ss.env.Host), Backup: !g.noBackup, Observer: ss.print.progress(), Files: files,
 		})
 		res.Report = report
+		if report == nil && ctx.Err() != nil {
+			return withCode(ExitError, fmt.Errorf("interrupted before anything was changed (%w)", aerr))
+		}
 		if report == nil {
 			return withCode(ExitError, aerr)
 		}
 		if !ss.print.data {
-			ss.print.report(report)
+			ss.print.report(hostView(report))
 		}
+	}
+	if ctx.Err() != nil {
+		// Verify with a cancelled context could only say it could not look.
+		if ss.print.data {
+			ss.print.writeData(res)
+		}
+		return interrupted(res.Report)
 	}
 	vr, verr := engine.Verify(ctx, ss.env, ss.phases, ss.checks)
 	res.Verify = vr
@@ -144,13 +166,41 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 	}
 	switch {
 	case res.Report != nil && len(res.Report.Failed()) > 0:
-		return withCode(ExitResidue, fmt.Errorf("%d of %d items failed; see above and %s", len(res.Report.Failed()), len(res.Report.Results), res.Report.RunDir))
+		return withCode(ExitResidue, fmt.Errorf("%d of %d items failed; see above and %s", len(res.Report.Failed()), len(res.Report.Results), hostView(res.Report).RunDir))
 	case verr != nil:
 		return withCode(ExitError, verr)
 	case !vr.Clean:
 		return withCode(ExitResidue, errors.New("verify found residue after reset; run 'nodereset plan' to see it"))
 	}
 	return nil
+}
+
+// hostView is the report with the run directory as a host path, the form
+// the operator passes to restore --firewall (JSON keeps both).
+func hostView(r *engine.Report) *engine.Report {
+	v := *r
+	if v.HostRunDir != "" {
+		v.RunDir = v.HostRunDir
+	}
+	return &v
+}
+
+// interrupted is reset's error when the signal context ended the run:
+// the host is half reset, and running reset again resumes the same run.
+func interrupted(r *engine.Report) error {
+	if r == nil || !r.Interrupted {
+		return withCode(ExitError, errors.New("interrupted before verify: run `nodereset verify` to check the host"))
+	}
+	journal := filepath.Join(hostView(r).RunDir, engine.JournalName)
+	return withCode(ExitResidue, fmt.Errorf("interrupted: run reset again to finish (journal %s)", journal))
+}
+
+// printNextStep tells a text reader of a non-empty plan what to do next.
+func printNextStep(p *printer, pl *plan.Plan, step string) {
+	if p.data || pl == nil || pl.Empty() {
+		return
+	}
+	fmt.Fprintf(p.out, "\n%s\n", step)
 }
 
 // errRefused is returned when the operator did not confirm.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
+	"github.com/nodereset/nodereset/internal/ipsets"
 	"github.com/nodereset/nodereset/pkg/engine"
 )
 
@@ -25,11 +26,16 @@ const BackupDirName = "firewall"
 // not manage, as `nft list table` prints it.
 const NftRulesetFile = "nft.ruleset"
 
-// Backup saves every backend's *-save output and the nft tables into
-// env.BackupDir/firewall, once per run: a resumed run keeps the first
-// backup (the firewall as it was before anything changed). It does
-// nothing when backups are off. Every kind that changes the firewall calls
-// it first and changes nothing when it fails.
+// IPSetFile is the backup of the owned ipsets, as `ipset save` prints them.
+const IPSetFile = "ipset.save"
+
+// Backup saves every backend's *-save output, the nft tables and the owned
+// ipsets into env.BackupDir/firewall, once per run: a resumed run keeps the
+// first backup (the firewall as it was before anything changed). It does
+// nothing when backups are off. The firewall kind calls it before the
+// run's first phase (Kind.Snapshot); every kind that changes the firewall
+// calls it again first (a no-op once it is there) and changes nothing when
+// it fails.
 func Backup(ctx context.Context, env *engine.Env, o Options) error {
 	if env.BackupDir == "" {
 		return nil
@@ -62,6 +68,18 @@ func Backup(ctx context.Context, env *engine.Env, o Options) error {
 	}
 	if err := backupNft(ctx, env, o, filepath.Join(tmp, NftRulesetFile)); err != nil {
 		return err
+	}
+	sets, unsaved, err := ipsets.Save(ctx, o.Runner)
+	if err != nil {
+		return fmt.Errorf("firewall backup, nothing was changed: %w", err)
+	}
+	if len(unsaved) > 0 {
+		env.Log.Warn("the ipset program is not installed: Kubernetes' ipsets are not in the firewall backup, and restore --firewall cannot bring them back", "sets", strings.Join(unsaved, ","))
+	}
+	if sets != nil {
+		if err := os.WriteFile(filepath.Join(tmp, IPSetFile), sets, 0o600); err != nil {
+			return fmt.Errorf("firewall backup: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("firewall backup: %w", err)
@@ -129,8 +147,13 @@ func FamilyName(f nftables.TableFamily) string {
 	return ""
 }
 
+// ErrNoBackup is returned by Restore for a directory that holds no
+// firewall backup; nothing was changed.
+var ErrNoBackup = errors.New("holds no firewall backup")
+
 // Restore puts back the firewall saved by Backup in dir (a run directory
-// or its firewall subdirectory): each saved backend's tables are replaced
+// or its firewall subdirectory): the owned ipsets first, since the saved
+// rules match them, each replaced whole; then each saved backend's tables are replaced
 // whole by the saved ones (iptables-restore without --noflush; tables that
 // were not saved are untouched), then each saved nft table that iptables-nft
 // does not manage is replaced by its saved text in one nft transaction
@@ -145,6 +168,17 @@ func restoreWith(ctx context.Context, dir string, run Runner) error {
 	}
 	found := false
 	var errs []error
+	sets, err := os.ReadFile(filepath.Join(dir, IPSetFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		found = true
+		if err := ipsets.Restore(ctx, run, sets); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, b := range AllBackends() {
 		saved, err := os.ReadFile(filepath.Join(dir, b.fileName()))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -159,7 +193,7 @@ func restoreWith(ctx context.Context, dir string, run Runner) error {
 			continue // the backend had no tables
 		}
 		if _, err := run.Run(ctx, b.RestoreCommand(), []string{"-w", waitSeconds}, saved); err != nil {
-			errs = append(errs, fmt.Errorf("restore %s from %s: %w", b, filepath.Join(dir, b.fileName()), err))
+			errs = append(errs, fmt.Errorf("restore %s from %s: %w%s", b, filepath.Join(dir, b.fileName()), err, missingSets(saved)))
 		}
 	}
 	saved, err := os.ReadFile(filepath.Join(dir, NftRulesetFile))
@@ -176,9 +210,51 @@ func restoreWith(ctx context.Context, dir string, run Runner) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("%s holds no firewall backup (expected %s or *.rules files): pass the run directory of the reset", dir, NftRulesetFile)
+		return fmt.Errorf("%s %w (expected %s or *.rules files): pass the run directory of the reset; nothing was changed", dir, ErrNoBackup, NftRulesetFile)
 	}
 	return errors.Join(errs...)
+}
+
+// missingSets explains a failed restore of rules that match ipsets which
+// do not exist (a backup taken before nodereset saved ipsets, or a user
+// set that is gone), naming them; "" when there are none.
+func missingSets(saved []byte) string {
+	var names []string
+	seen := map[string]bool{}
+	for line := range strings.Lines(string(saved)) {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "--match-set" && !seen[f[i+1]] {
+				seen[f[i+1]] = true
+				names = append(names, f[i+1])
+			}
+		}
+	}
+	missing, err := ipsets.Missing(names)
+	if err != nil || len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the saved rules match ipsets that do not exist and that this backup cannot bring back: %s (create them, then run restore again)", strings.Join(missing, ", "))
+}
+
+// Backups returns the run directories under backupRoot that hold a
+// firewall backup, newest first.
+func Backups(backupRoot string) ([]string, error) {
+	ents, err := os.ReadDir(backupRoot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read backup directory: %w", err)
+	}
+	var out []string
+	for i := len(ents) - 1; i >= 0; i-- { // ReadDir sorts by name: UTC time
+		dir := filepath.Join(backupRoot, ents[i].Name())
+		if st, err := os.Stat(filepath.Join(dir, BackupDirName)); err == nil && st.IsDir() && ents[i].IsDir() {
+			out = append(out, dir)
+		}
+	}
+	return out, nil
 }
 
 // xtablesTables are the tables iptables-nft manages in the ip and ip6

@@ -98,7 +98,10 @@ func (o Options) withDefaults() Options {
 // one read and applied in one batch per backend×family.
 type Kind struct{ opts Options }
 
-var _ engine.MultiKind = (*Kind)(nil)
+var (
+	_ engine.MultiKind   = (*Kind)(nil)
+	_ engine.Snapshotter = (*Kind)(nil)
+)
 
 // New returns the iptables kind. NewConntrack is the conntrack kind, to
 // be listed after it in the phase.
@@ -124,6 +127,20 @@ func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 		}
 	}
 	return append(rules, chains...), err
+}
+
+// Snapshot implements engine.Snapshotter: the firewall backup is taken
+// before the run's first phase, because removing pods (the runtime's CNI
+// DEL) changes rules phases before the firewall's own. Only a plan that
+// changes the firewall (rules, chains, nft tables, ipsets) needs one.
+func (k *Kind) Snapshot(ctx context.Context, env *engine.Env, p *plan.Plan) error {
+	for _, it := range p.Items() {
+		switch it.Kind {
+		case plan.KindRule, plan.KindChain, plan.KindNftTable, plan.KindIPSet:
+			return Backup(ctx, env, k.opts)
+		}
+	}
+	return nil
 }
 
 // ChainDetail is the item detail of an owned chain.

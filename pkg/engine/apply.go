@@ -30,9 +30,18 @@ type ApplyOptions struct {
 
 // Report is what applying a plan did.
 type Report struct {
-	RunDir  string        `json:"runDir"`
-	Resumed bool          `json:"resumed"`
-	Results []plan.Result `json:"results"`
+	// RunDir is the run directory as nodereset sees it (under the host
+	// root); HostRunDir is the same as a host path, what restore takes.
+	RunDir     string `json:"runDir"`
+	HostRunDir string `json:"hostRunDir"`
+	// Resumed is set when the run went on in the directory of the last run,
+	// which had not finished cleanly; ResumedBecause says how that one ended.
+	Resumed        bool   `json:"resumed"`
+	ResumedBecause string `json:"resumedBecause,omitempty"`
+	// Interrupted is set when ctx ended the run before every item was done:
+	// the host is half reset until reset runs again.
+	Interrupted bool          `json:"interrupted,omitempty"`
+	Results     []plan.Result `json:"results"`
 }
 
 // Failed returns the results that did not succeed.
@@ -63,16 +72,19 @@ func (e *ItemError) Unwrap() error { return e.Err }
 var ErrNotReported = errors.New("the kind did not report a result for this item")
 
 // Apply applies p, which Plan built from the same phases, phase by phase.
-// A run directory that a killed run left behind is reused, so its backups
-// and this run's stay together. Every item's outcome is journalled and
-// returned; the error joins one *ItemError per failed item. Later phases run
+// The directory of the last run is reused when that run did not finish
+// cleanly (killed, interrupted, or with failed items), so that its backups
+// and this run's stay together. Every Snapshotter saves its state before
+// the first phase; when one fails, nothing is changed and the report is
+// nil. Every item's outcome is journalled and returned; the error joins
+// one *ItemError per failed item. Later phases run
 // even when an earlier one had failures: each kind only ever touches its own
 // items and the path kind never crosses a mount that is still there.
 func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts ApplyOptions) (*Report, error) {
 	if len(p.Phases) != len(phases) {
 		return nil, fmt.Errorf("plan has %d phases, engine has %d: the plan was built from other phases", len(p.Phases), len(phases))
 	}
-	runDir, resumed, err := runDirectory(opts.BackupRoot)
+	runDir, last, err := runDirectory(opts.BackupRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +106,25 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 	if opts.Backup {
 		runEnv.BackupDir = runDir
 	}
-	report := &Report{RunDir: runDir, Resumed: resumed}
+	if err := snapshot(ctx, &runEnv, phases, p); err != nil {
+		_ = j.write(Entry{Event: EventEnd, Error: err.Error()})
+		return nil, err
+	}
+	report := &Report{RunDir: runDir, Results: []plan.Result{}}
+	if hp, err := env.Host.Rel(runDir); err == nil {
+		report.HostRunDir = hp
+	}
+	if last != nil {
+		report.Resumed, report.ResumedBecause = true, last.Why
+	}
 	var errs []error
+	notStarted := 0 // items of the phases an interrupt kept from running
 	for i, ph := range phases {
 		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("stopped before phase %s: %w", ph.Name, ctx.Err()))
+			for _, rest := range p.Phases[i:] {
+				notStarted += len(rest.Items)
+			}
+			errs = append(errs, fmt.Errorf("stopped before phase %s, %d items not started: %w", ph.Name, notStarted, ctx.Err()))
 			break
 		}
 		items := p.Phases[i].Items
@@ -129,9 +155,30 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 			opts.Observer.PhaseEnd(ph.Name)
 		}
 	}
-	failed := len(report.Failed())
-	errs = append(errs, j.write(Entry{Event: EventEnd, Error: fmt.Sprintf("%d failed", failed)}))
+	left := len(report.Failed()) + notStarted
+	report.Interrupted = ctx.Err() != nil && left > 0
+	var stopped error
+	if report.Interrupted {
+		stopped = ctx.Err()
+	}
+	errs = append(errs, j.write(Entry{Event: EventEnd, Error: endError(stopped, left)}))
 	return report, errors.Join(errs...)
+}
+
+// snapshot lets every Snapshotter save its state, in phase order.
+func snapshot(ctx context.Context, env *Env, phases []Phase, p *plan.Plan) error {
+	for _, ph := range phases {
+		for _, k := range ph.Kinds {
+			s, ok := k.(Snapshotter)
+			if !ok {
+				continue
+			}
+			if err := s.Snapshot(ctx, env, p); err != nil {
+				return fmt.Errorf("%s: the snapshot before the first phase failed, so nothing was changed: %w", k.Kind(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // writeNew writes a file unless it exists, atomically.
@@ -146,24 +193,24 @@ func writeNew(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// runDirectory returns the directory of an interrupted run, or a new one
-// named by the current UTC time.
-func runDirectory(root string) (string, bool, error) {
+// runDirectory returns the directory of the last run when it did not
+// finish cleanly (and that run), or a new one named by the current UTC time.
+func runDirectory(root string) (string, *Unfinished, error) {
 	if root == "" {
-		return "", false, errors.New("no backup directory: pass --backup-dir")
+		return "", nil, errors.New("no backup directory: pass --backup-dir")
 	}
-	dir, _, err := Interrupted(root)
+	last, err := LastUnfinished(root)
 	if err != nil {
-		return "", false, err
+		return "", nil, err
 	}
-	if dir != "" {
-		return dir, true, nil
+	if last != nil {
+		return last.Dir, last, nil
 	}
 	name := time.Now().UTC().Format("20060102T150405Z")
-	dir = filepath.Join(root, name)
+	dir := filepath.Join(root, name)
 	for n := 1; ; n++ {
 		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-			return dir, false, nil
+			return dir, nil, nil
 		}
 		dir = filepath.Join(root, fmt.Sprintf("%s.%d", name, n))
 	}

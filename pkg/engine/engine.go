@@ -51,6 +51,18 @@ type MultiKind interface {
 	Kinds() []plan.Kind
 }
 
+// Snapshotter is implemented by a kind whose backup must show the host as
+// it was before the run changed anything, not as it is when the kind's own
+// phase comes: the firewall, whose rules the runtime's CNI DEL changes while
+// pods are removed, phases earlier. Apply calls Snapshot once the run
+// directory exists (env.BackupDir is set unless backups are off) and before
+// the first phase, with the whole plan so that a kind with nothing to do can
+// skip it; an error stops the run before anything changes. A resumed run
+// calls it again: the kind keeps the first run's snapshot.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, env *Env, p *plan.Plan) error
+}
+
 // Warner is implemented by a kind that has something to say in the plan
 // beyond its items (an opt-in that widens what it removes, say).
 type Warner interface {

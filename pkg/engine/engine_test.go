@@ -136,8 +136,8 @@ func TestApplyRecordsEveryItem(t *testing.T) {
 	if got != "begin: start:ok done:ok start:bad failed:bad failed:forgotten end:" {
 		t.Errorf("journal %q", got)
 	}
-	if dir, _, _ := Interrupted(root); dir != "" {
-		t.Errorf("finished run reported as interrupted: %s", dir)
+	if u, err := LastUnfinished(root); err != nil || u == nil || u.Dir != rep.RunDir || u.Why != "2 items failed" {
+		t.Errorf("a run with failed items is not unfinished: %+v %v", u, err)
 	}
 }
 
@@ -153,8 +153,8 @@ func TestApplyResumesInterruptedRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(crashed, JournalName), []byte(torn), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if dir, entries, err := Interrupted(root); err != nil || dir != crashed || len(entries) != 2 {
-		t.Fatalf("Interrupted = %q, %d entries, %v", dir, len(entries), err)
+	if u, err := LastUnfinished(root); err != nil || u == nil || u.Dir != crashed || len(u.Entries) != 2 {
+		t.Fatalf("LastUnfinished = %+v, %v", u, err)
 	}
 	k := &listKind{kind: "k", items: []string{"x"}}
 	phases := []Phase{{"only", []Kind{k}}}

@@ -124,15 +124,27 @@ func ReadJournal(path string) ([]Entry, error) {
 	return out, nil
 }
 
-// Interrupted finds the newest run directory under backupRoot whose journal
-// has no end record: a run that was killed. It returns "" when there is none.
-func Interrupted(backupRoot string) (string, []Entry, error) {
+// Unfinished is the newest run of a backup directory when that run did not
+// finish cleanly: the next reset resumes in its directory, so that all of a
+// reset's backups end up in one place however many tries it takes.
+type Unfinished struct {
+	Dir string
+	// Why says how it ended: killed (no end record), interrupted, or with
+	// failed items.
+	Why     string
+	Entries []Entry
+}
+
+// LastUnfinished returns the newest run under backupRoot unless it finished
+// cleanly (an end record without an error), or nil. A cleanly finished run
+// stays closed: a later reset starts a directory of its own.
+func LastUnfinished(backupRoot string) (*Unfinished, error) {
 	dirs, err := os.ReadDir(backupRoot)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("read backup directory: %w", err)
+		return nil, fmt.Errorf("read backup directory: %w", err)
 	}
 	var names []string
 	for _, d := range dirs {
@@ -149,12 +161,35 @@ func Interrupted(backupRoot string) (string, []Entry, error) {
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
-		if len(entries) > 0 && entries[len(entries)-1].Event == EventEnd {
-			return "", nil, nil // the newest run finished
+		why := "it was killed (its journal has no end record)"
+		if len(entries) > 0 {
+			if last := entries[len(entries)-1]; last.Event == EventEnd {
+				if cleanEnd(last) {
+					return nil, nil
+				}
+				why = last.Error
+			}
 		}
-		return dir, entries, nil
+		return &Unfinished{Dir: dir, Why: why, Entries: entries}, nil
 	}
-	return "", nil, nil
+	return nil, nil
+}
+
+// cleanEnd says whether an end record closes a run that finished with
+// every item done. Journals written before end records left the error
+// empty on success said "0 failed".
+func cleanEnd(e Entry) bool { return e.Error == "" || e.Error == "0 failed" }
+
+// endError is the end record's error: "" for a clean finish, else why the
+// run is unfinished.
+func endError(interrupted error, failed int) string {
+	switch {
+	case interrupted != nil:
+		return fmt.Sprintf("it was interrupted (%v) with %d items failed or not started", interrupted, failed)
+	case failed > 0:
+		return fmt.Sprintf("%d items failed", failed)
+	}
+	return ""
 }
