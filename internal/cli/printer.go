@@ -181,14 +181,32 @@ func (s *sectionWriter) Write(b []byte) (int, error) {
 
 func (p *printer) report(r *engine.Report) {
 	failed := r.Failed()
+	dir := r.RunDir
+	if r.HostRunDir != "" {
+		dir = r.HostRunDir // what restore --firewall takes
+	}
 	p.gap()
 	fmt.Fprintf(p.out, "Applied %s: %d done, %d failed. Journal and backups: %s\n",
-		count(len(r.Results), "item"), len(r.Results)-len(failed), len(failed), r.RunDir)
+		count(len(r.Results), "item"), len(r.Results)-len(failed), len(failed), dir)
 	if r.Resumed {
-		fmt.Fprintln(p.out, "(resumed a run that had been interrupted)")
+		why := r.ResumedBecause
+		if why == "" {
+			why = "it had not finished"
+		}
+		fmt.Fprintf(p.out, "(resumed the last run: %s)\n", why)
 	}
+	// An interrupted run fails every item it did not reach: one line for
+	// those, not one each.
+	notStarted := 0
 	for _, f := range failed {
+		if r.Interrupted && strings.HasPrefix(f.Error, "not started") {
+			notStarted++
+			continue
+		}
 		fmt.Fprintf(p.out, "  FAILED %s %s: %s\n", f.Item.Kind, f.Item.Target, f.Error)
+	}
+	if notStarted > 0 {
+		fmt.Fprintf(p.out, "  not started: %s (interrupted)\n", count(notStarted, "item"))
 	}
 }
 

@@ -35,7 +35,12 @@ nft tables created after the backup, are left alone.
 Exit 0: restored. Exit 1: some of it failed (see the message). Exit 2:
 RUN_DIR does not exist or holds no firewall backup; nothing was changed.`,
 		Example: `  nodereset restore --firewall /var/lib/nodereset/backups/20261201T061500Z`,
-		Args:    cobra.NoArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return withCode(ExitError, fmt.Errorf("restore takes the run directory as a flag: use 'nodereset restore --firewall %s'; nothing was changed", args[0]))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.firewall == "" {
 				return withCode(ExitError, errors.New("say what to restore: --firewall RUN_DIR"))
