@@ -147,7 +147,7 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 			return withCode(ExitError, aerr)
 		}
 		if !ss.print.data {
-			ss.print.report(hostView(report))
+			ss.print.report(report)
 		}
 	}
 	if ctx.Err() != nil {
@@ -166,7 +166,7 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 	}
 	switch {
 	case res.Report != nil && len(res.Report.Failed()) > 0:
-		return withCode(ExitResidue, fmt.Errorf("%d of %d items failed; see above and %s", len(res.Report.Failed()), len(res.Report.Results), hostView(res.Report).RunDir))
+		return withCode(ExitResidue, fmt.Errorf("%d of %d items failed; see above and %s", len(res.Report.Failed()), len(res.Report.Results), hostRunDir(res.Report)))
 	case verr != nil:
 		return withCode(ExitError, verr)
 	case !vr.Clean:
@@ -175,14 +175,13 @@ func runReset(ctx context.Context, g *globalOptions, o *resetOptions, s Streams)
 	return nil
 }
 
-// hostView is the report with the run directory as a host path, the form
-// the operator passes to restore --firewall (JSON keeps both).
-func hostView(r *engine.Report) *engine.Report {
-	v := *r
-	if v.HostRunDir != "" {
-		v.RunDir = v.HostRunDir
+// hostRunDir is the run directory as a host path, the form the operator
+// passes to restore --firewall (JSON keeps both).
+func hostRunDir(r *engine.Report) string {
+	if r.HostRunDir != "" {
+		return r.HostRunDir
 	}
-	return &v
+	return r.RunDir
 }
 
 // interrupted is reset's error when the signal context ended the run:
@@ -191,7 +190,7 @@ func interrupted(r *engine.Report) error {
 	if r == nil || !r.Interrupted {
 		return withCode(ExitError, errors.New("interrupted before verify: run `nodereset verify` to check the host"))
 	}
-	journal := filepath.Join(hostView(r).RunDir, engine.JournalName)
+	journal := filepath.Join(hostRunDir(r), engine.JournalName)
 	return withCode(ExitResidue, fmt.Errorf("interrupted: run reset again to finish (journal %s)", journal))
 }
 

@@ -67,7 +67,7 @@ func (g *globalOptions) bindHost(c *cobra.Command) {
 	f.BoolVar(&g.noBackup, "no-backup", false, "remove precious state (PKI, kubeconfigs, etcd data) instead of moving it to the backup directory")
 	f.StringSliceVar(&g.profiles, "profile", nil, "restrict the run to these distribution profiles ("+strings.Join(profile.Names(), ", ")+"); default: every one detected")
 	f.BoolVar(&g.force, "force", false, "use --profile even when the host shows no evidence of it")
-	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns")
+	f.BoolVar(&g.uninstall, "uninstall", false, "also remove what K3s/RKE2/Rancher install scripts installed (binaries, units, scripts), never a file a package owns, and disable kubeadm's kubelet.service too")
 	f.BoolVar(&g.lazyUnmount, "lazy-unmount", false, "detach busy mounts (MNT_DETACH) instead of reporting them; their data stays reachable by their holders")
 	f.IntVar(&g.parallel, "parallel", 8, "how many independent items (mounts, containers) are removed at once")
 	f.DurationVar(&g.termTimeout, "term-timeout", 10*time.Second, "how long processes get after SIGTERM before SIGKILL (0: SIGKILL at once)")

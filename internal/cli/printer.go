@@ -181,10 +181,7 @@ func (s *sectionWriter) Write(b []byte) (int, error) {
 
 func (p *printer) report(r *engine.Report) {
 	failed := r.Failed()
-	dir := r.RunDir
-	if r.HostRunDir != "" {
-		dir = r.HostRunDir // what restore --firewall takes
-	}
+	dir := hostRunDir(r)
 	p.gap()
 	fmt.Fprintf(p.out, "Applied %s: %d done, %d failed. Journal and backups: %s\n",
 		count(len(r.Results), "item"), len(r.Results)-len(failed), len(failed), dir)

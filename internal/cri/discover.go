@@ -55,6 +55,16 @@ func (k *Pods) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 // may be some other program's, and a guess must not stop the reset.
 func (r *runtime) discoverPods(ctx context.Context, env *engine.Env, ep endpoint) ([]PodDetail, string, error) {
 	c, err := dial(ctx, ep, r.opts.DialTimeout)
+	if ep.Guess && errors.Is(err, ErrNoSocket) {
+		return nil, "", nil // gone since the probe
+	}
+	if ep.Guess && errors.Is(err, ErrRuntimeDown) {
+		// Its shims' annotations are the CRI plugin's, set for any CRI
+		// pod, not only the kubelet's: a runtime nobody named is not
+		// killed around; --cri-socket opts in.
+		env.Log.Warn("CRI runtime at a well-known socket is down; its shims are left", "endpoint", ep.URL(), "err", err)
+		return nil, guessWarning(ep, err), nil
+	}
 	if errors.Is(err, ErrRuntimeDown) || errors.Is(err, ErrNoSocket) {
 		ds, serr := r.shimPods(env, ep)
 		if len(ds) > 0 {
@@ -66,9 +76,6 @@ func (r *runtime) discoverPods(ctx context.Context, env *engine.Env, ep endpoint
 		}
 		if errors.Is(err, ErrRuntimeDown) {
 			env.Log.Warn("CRI runtime is down and no Kubernetes shim of it runs", "endpoint", ep.URL(), "err", err)
-			if ep.Guess {
-				return nil, guessWarning(ep, err), serr
-			}
 		}
 		return nil, "", serr
 	}
@@ -112,7 +119,7 @@ func (r *runtime) listPods(ctx context.Context, c *conn, ep endpoint) ([]PodDeta
 	var out []PodDetail
 	for _, sb := range sbs.GetItems() {
 		kub := kubeletPod(sb.GetLabels(), sb.GetMetadata())
-		if !kub && !r.opts.All {
+		if !kub && !r.all(ep) {
 			continue
 		}
 		md := sb.GetMetadata()
@@ -189,7 +196,7 @@ func (r *runtime) discoverContainers(ctx context.Context, c *conn) ([]plan.Item,
 	for _, ct := range cs.GetContainers() {
 		l := ct.GetLabels()
 		kub := kubeletContainer(l, ct.GetMetadata())
-		if !kub && !r.opts.All {
+		if !kub && !r.all(c.ep) {
 			continue
 		}
 		d := ContainerDetail{Endpoint: c.ep.HostPath, ContainerID: ct.GetId(), SandboxID: ct.GetPodSandboxId(),
@@ -224,3 +231,8 @@ func short(id string) string {
 	}
 	return id
 }
+
+// all says whether --all-containers reaches ep: only a runtime the
+// profile, the kubelet or a flag named, never one merely found at a
+// well-known path.
+func (r *runtime) all(ep endpoint) bool { return r.opts.All && !ep.Guess }

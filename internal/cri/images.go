@@ -91,7 +91,7 @@ func (k *Images) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, er
 			errs = append(errs, fmt.Errorf("list images on %s: %w", ep.URL(), err))
 			continue
 		}
-		items = append(items, selectImages(ep.HostPath, cs.GetContainers(), is.GetImages(), k.r.opts.All)...)
+		items = append(items, selectImages(ep.HostPath, cs.GetContainers(), is.GetImages(), k.r.all(ep))...)
 	}
 	return items, errors.Join(errs...)
 }

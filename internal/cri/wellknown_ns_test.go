@@ -18,7 +18,8 @@ import (
 // --container-runtime-endpoint on the system containerd): its kubelet pods
 // are planned and removed all the same, a well-known socket nobody answers
 // on is a plan warning and no error (an error once --cri-socket names it),
-// and one that answers without CRI (Docker's containerd) is neither.
+// and one that answers without CRI (Docker's containerd) is neither;
+// --all-containers does not reach a socket only found there.
 func TestWellKnownSocketProbed(t *testing.T) {
 	prereqs(t)
 	if !testns.Enter(t, testns.Mount|testns.Net|testns.PID) {
@@ -68,6 +69,15 @@ func TestWellKnownSocketProbed(t *testing.T) {
 	cs, err := ctrs.Discover(ctx, env)
 	if err != nil || len(cs) != 4 {
 		t.Fatalf("containers %v %s, want the 4 kubelet containers", err, targets(cs))
+	}
+
+	// --all-containers reaches the runtimes that were named, not one
+	// found at a well-known path: the foreign pod stays out.
+	allOpts := opts
+	allOpts.All = true
+	allPods, _ := New(allOpts)
+	if got, err := allPods.Discover(ctx, env); err != nil || targets(got) != targets(ps) {
+		t.Errorf("--all-containers on a guessed socket planned %s (%v), want only the kubelet's %s", targets(got), err, targets(ps))
 	}
 
 	rec := newRecorder(t)

@@ -209,7 +209,7 @@ func restoreWith(ctx context.Context, dir string, run Runner) error {
 			}
 		}
 	}
-	if !found {
+	if !found && len(errs) == 0 {
 		return fmt.Errorf("%s %w (expected %s or *.rules files): pass the run directory of the reset; nothing was changed", dir, ErrNoBackup, NftRulesetFile)
 	}
 	return errors.Join(errs...)

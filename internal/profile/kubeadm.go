@@ -51,7 +51,7 @@ func Kubeadm(h *host.Host) (Profile, error) {
 		CNIConfDir:    "/etc/cni/net.d",
 		CNIStateDirs:  []string{"/var/lib/cni"},
 	}
-	p.KeepEnabled = map[string]string{"kubelet.service": "left enabled: the kubelet package owns it, kubeadm reset leaves it enabled " +
+	p.KeepEnabled = map[string]string{"kubelet.service": "left enabled: kubeadm reset leaves it enabled " +
 		"and kubeadm join expects it so (--uninstall disables it)"}
 	for _, c := range components {
 		p.Units = append(p.Units, c+".service")

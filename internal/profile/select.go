@@ -70,9 +70,12 @@ func Select(detected []Profile, names []string, force bool) (Profile, error) {
 func leftoverWarnings(chosen []Profile) []string {
 	var live, all []string
 	for _, p := range chosen {
-		all = append(all, p.Name)
+		// A recorded profile is a merge ("rke2+rancher"): --profile takes
+		// the names one by one.
+		names := strings.Split(p.Name, "+")
+		all = append(all, names...)
 		if !p.leftover {
-			live = append(live, p.Name)
+			live = append(live, names...)
 		}
 	}
 	var out []string

@@ -76,6 +76,8 @@ func TestLeftoverWarnings(t *testing.T) {
 		{"rke1 files beside rke2", []Profile{live, rke1}, nil, []string{"profile rke1 is detected only from files (/opt/rke/etcd-snapshots)"}},
 		{"chosen by --profile", []Profile{live, k3s}, []string{"rke2", "k3s"}, nil},
 		{"nothing left over", []Profile{live}, nil, nil},
+		{"a recorded merge is named one by one", []Profile{{Name: "rke2+rancher", Evidence: []string{"rke2+rancher: recorded by the last run"}}, k3s}, nil,
+			[]string{"pass --profile rke2,rancher to leave them alone, or --profile rke2,rancher,k3s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Select(tc.detected, tc.names, false)
