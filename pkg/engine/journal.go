@@ -135,9 +135,15 @@ type Unfinished struct {
 	Entries []Entry
 }
 
+// ResumeWithin bounds how old an unfinished run may be and still be
+// resumed: a run that failed weeks ago (the node rejoined since) must not
+// lend a later reset its stale firewall backup and profile record.
+const ResumeWithin = 24 * time.Hour
+
 // LastUnfinished returns the newest run under backupRoot unless it finished
-// cleanly (an end record without an error), or nil. A cleanly finished run
-// stays closed: a later reset starts a directory of its own.
+// cleanly (an end record without an error) or its journal's last line is
+// older than ResumeWithin, or nil. A closed run stays closed: a later reset
+// starts a directory of its own.
 func LastUnfinished(backupRoot string) (*Unfinished, error) {
 	dirs, err := os.ReadDir(backupRoot)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -165,7 +171,11 @@ func LastUnfinished(backupRoot string) (*Unfinished, error) {
 		}
 		why := "it was killed (its journal has no end record)"
 		if len(entries) > 0 {
-			if last := entries[len(entries)-1]; last.Event == EventEnd {
+			last := entries[len(entries)-1]
+			if !last.Time.IsZero() && time.Since(last.Time) > ResumeWithin {
+				return nil, nil
+			}
+			if last.Event == EventEnd {
 				if cleanEnd(last) {
 					return nil, nil
 				}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nodereset/nodereset/pkg/plan"
 )
@@ -180,6 +181,36 @@ func TestApplySnapshotsBeforeTheFirstPhase(t *testing.T) {
 			}
 			if rep != nil || !errors.Is(err, errBoom) || !strings.Contains(err.Error(), "nothing was changed") || strings.Contains(got, "apply") {
 				t.Fatalf("a failed snapshot: report %v, err %v, log %q", rep, err, got)
+			}
+		})
+	}
+}
+
+// An unfinished run whose journal ends more than ResumeWithin ago stays
+// closed: its firewall backup and profile record are stale by now.
+func TestLastUnfinishedTooOld(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		age    time.Duration
+		resume bool
+	}{
+		{"an hour ago", time.Hour, true},
+		{"two days ago", 48 * time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "20260101T000000Z")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().Add(-tc.age).UTC().Format(time.RFC3339Nano)
+			j := `{"event":"begin","time":"` + at + `"}` + "\n" + `{"event":"start","kind":"k","target":"x","time":"` + at + `"}` + "\n"
+			if err := os.WriteFile(filepath.Join(dir, JournalName), []byte(j), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			u, err := LastUnfinished(root)
+			if err != nil || (u != nil) != tc.resume {
+				t.Errorf("LastUnfinished = %+v, %v; want resumed %v", u, err, tc.resume)
 			}
 		})
 	}
