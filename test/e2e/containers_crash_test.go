@@ -28,7 +28,7 @@ func TestContainersResetKilledAndRerun(t *testing.T) {
 	inPods, unfinished := 0, 0
 	for i := range runs {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			n := ctrNode(t)
+			n := ctrNode(t, "")
 			m := n.Manifest()
 			total := 2 * (m.Count(plan.KindPod) + m.Count(plan.KindContainer) + m.Count(plan.KindNetns))
 			// Half the kills come after a random number of pod lines

@@ -19,9 +19,10 @@ import (
 // criKinds are the kinds the containerd feature plants and checks exactly.
 var criKinds = []plan.Kind{plan.KindPod, plan.KindContainer, plan.KindNetns}
 
-// ctrNode starts a sandbox with a real containerd and kubelet-made pods.
-// Its root is short: containerd's socket path must fit in sun_path.
-func ctrNode(t *testing.T) *sandbox.Node {
+// ctrNode starts a sandbox of profile's layout ("" for the default) with a
+// real containerd, kubelet-made pods and the extra features. Its root is
+// short: containerd's socket path must fit in sun_path.
+func ctrNode(t *testing.T, profile string, features ...string) *sandbox.Node {
 	t.Helper()
 	testns.Root(t)
 	testns.Command(t, "nsenter")
@@ -36,7 +37,7 @@ func ctrNode(t *testing.T) *sandbox.Node {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n, err := sandbox.Start(ctx, sandbox.Options{Nodesim: bins.nodesim, Root: filepath.Join(dir, "root"),
-		State: filepath.Join(dir, "state"), Pods: 1, Volumes: 1, Features: []string{"containerd"}})
+		State: filepath.Join(dir, "state"), Pods: 1, Volumes: 1, Profile: profile, Features: append([]string{"containerd"}, features...)})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatalf("start sandbox: %v", err)
@@ -75,7 +76,7 @@ func portOpen(t *testing.T, n *sandbox.Node, port int) bool {
 // changes nothing, and reset removes them, frees the pods' ports, keeps
 // containerd and the decoys (a default-namespace container, a user netns).
 func TestContainersResetRemovesPods(t *testing.T) {
-	n := ctrNode(t)
+	n := ctrNode(t, "")
 	m := n.Manifest()
 	p := planJSON(t, n)
 	got := criItems(p)
@@ -148,7 +149,7 @@ func TestContainersResetRemovesPods(t *testing.T) {
 // by the decoy probe) and removes the netns; once containerd runs again a
 // second reset removes the sandbox records.
 func TestContainersRuntimeDown(t *testing.T) {
-	n := ctrNode(t)
+	n := ctrNode(t, "")
 	root := n.Manifest().Root
 	// The root is a tmpfs inside the sandbox: read it there.
 	pid, err := n.Command(t.Context(), "cat", filepath.Join(root, sandbox.ContainerdPIDFile)).Output()

@@ -1,16 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nodereset/nodereset/internal/cri/critest"
 	"github.com/nodereset/nodereset/internal/sandbox"
-	"github.com/nodereset/nodereset/internal/testns"
 	"github.com/nodereset/nodereset/pkg/plan"
 )
 
@@ -23,7 +17,7 @@ import (
 func TestPodsOnSystemContainerd(t *testing.T) {
 	for _, profile := range []string{"k3s", "rke1"} {
 		t.Run(profile, func(t *testing.T) {
-			n := criProfileNode(t, profile)
+			n := ctrNode(t, profile, "network")
 			want := n.Manifest().Count(plan.KindPod)
 			if want == 0 {
 				t.Fatal("the sandbox planted no CRI pods")
@@ -67,36 +61,4 @@ func TestPodsOnSystemContainerd(t *testing.T) {
 			snapshot(t, n)
 		})
 	}
-}
-
-// criProfileNode is a sandbox of a distribution's layout with a real
-// containerd on the system socket and the network feature; its root is
-// short, since containerd's socket path must fit in sun_path.
-func criProfileNode(t *testing.T, profile string) *sandbox.Node {
-	t.Helper()
-	testns.Root(t)
-	testns.Command(t, "nsenter")
-	testns.Command(t, "ip")
-	for _, c := range critest.Commands() {
-		testns.Command(t, c)
-	}
-	dir, err := os.MkdirTemp("", "ctr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	n, err := sandbox.Start(ctx, sandbox.Options{Nodesim: bins.nodesim, Root: filepath.Join(dir, "root"),
-		State: filepath.Join(dir, "state"), Pods: 1, Volumes: 1, Profile: profile, Features: []string{"containerd", "network"}})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("start sandbox: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close sandbox: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	return n
 }
