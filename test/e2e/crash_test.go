@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -94,15 +97,28 @@ func afterLines(node *sandbox.Node, n int) killPoint {
 // point. It reports whether nodereset had finished by itself first.
 func killWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) bool {
 	t.Helper()
-	cmd := n.Command(t.Context(), bins.nodereset, append([]string{"--host-root", n.Manifest().Root}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	r, finished := signalWhen(t, n, when, unix.SIGKILL, args...)
+	if !finished {
+		t.Logf("killed %s: %s", when, lastLine(r.stdout+r.stderr))
+	}
+	return finished
+}
+
+// signalWhen starts nodereset in the sandbox and sends it sig at the kill
+// point, unless it finished first (then finished is true).
+func signalWhen(t *testing.T, n *sandbox.Node, when killPoint, sig unix.Signal, args ...string) (r run, finished bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := n.Command(ctx, bins.nodereset, append([]string{"--host-root", n.Manifest().Root}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	// nsenter forks nodereset into the sandbox's PID namespace; the kill
+	// nsenter forks nodereset into the sandbox's PID namespace; the signal
 	// must reach nodereset itself, not only nsenter.
 	child, err := childOf(cmd.Process.Pid, 5*time.Second)
 	if err != nil {
@@ -116,19 +132,25 @@ func killWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) boo
 	defer unix.Close(pidfd)
 	tick := time.NewTicker(200 * time.Microsecond)
 	defer tick.Stop()
-	for !when.ready() {
+	for !when.ready() && !finished {
 		select {
-		case <-done:
-			return true
+		case err = <-done:
+			finished = true
 		case <-tick.C:
 		}
 	}
-	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
-		t.Fatalf("kill nodereset: %v", err)
+	if !finished {
+		if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && err != unix.ESRCH {
+			t.Fatalf("signal nodereset: %v", err)
+		}
+		err = <-done
 	}
-	<-done
-	t.Logf("killed %s: %s", when, lastLine(out.String()))
-	return false
+	r = run{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	}
+	return r, finished
 }
 
 // childOf polls for the single child of pid (we started pid ourselves).

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,40 +23,9 @@ const backups = "/var/lib/nodereset/backups"
 // first.
 func interruptWhen(t *testing.T, n *sandbox.Node, when killPoint, args ...string) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := n.Command(ctx, bins.nodereset, append([]string{"--host-root", n.Manifest().Root}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	child, err := childOf(cmd.Process.Pid, 5*time.Second)
-	if err != nil {
-		t.Fatalf("find nodereset under nsenter: %v", err)
-	}
-	pidfd, err := unix.PidfdOpen(child, 0)
-	if err != nil {
-		t.Fatalf("pidfd of nodereset %d: %v", child, err)
-	}
-	defer unix.Close(pidfd)
-	for !when.ready() {
-		select {
-		case <-done:
-			t.Fatalf("nodereset finished before %s:\n%s\n%s", when, out.String(), errb.String())
-		case <-time.After(200 * time.Microsecond):
-		}
-	}
-	if err := unix.PidfdSendSignal(pidfd, unix.SIGINT, nil, 0); err != nil {
-		t.Fatalf("interrupt nodereset: %v", err)
-	}
-	err = <-done
-	r := run{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
+	r, finished := signalWhen(t, n, when, unix.SIGINT, args...)
+	if finished {
+		t.Fatalf("nodereset finished before %s:\n%s\n%s", when, r.stdout, r.stderr)
 	}
 	return r
 }
