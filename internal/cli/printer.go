@@ -202,7 +202,7 @@ func (p *printer) report(r *engine.Report) {
 		}
 		fmt.Fprintf(p.out, "  FAILED %s %s: %s\n", f.Item.Kind, f.Item.Target, f.Error)
 	}
-	if notStarted > 0 {
+	if notStarted += r.NotStarted; notStarted > 0 {
 		fmt.Fprintf(p.out, "  not started: %s (interrupted)\n", count(notStarted, "item"))
 	}
 }

@@ -40,8 +40,11 @@ type Report struct {
 	ResumedBecause string `json:"resumedBecause,omitempty"`
 	// Interrupted is set when ctx ended the run before every item was done:
 	// the host is half reset until reset runs again.
-	Interrupted bool          `json:"interrupted,omitempty"`
-	Results     []plan.Result `json:"results"`
+	Interrupted bool `json:"interrupted,omitempty"`
+	// NotStarted counts the items of the phases an interrupt kept from
+	// running; they have no result.
+	NotStarted int           `json:"notStarted,omitempty"`
+	Results    []plan.Result `json:"results"`
 }
 
 // Failed returns the results that did not succeed.
@@ -155,6 +158,7 @@ func Apply(ctx context.Context, env *Env, phases []Phase, p *plan.Plan, opts App
 			opts.Observer.PhaseEnd(ph.Name)
 		}
 	}
+	report.NotStarted = notStarted
 	left := len(report.Failed()) + notStarted
 	report.Interrupted = ctx.Err() != nil && left > 0
 	var stopped error

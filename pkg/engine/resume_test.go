@@ -66,8 +66,8 @@ func TestApplyResumesUnfinishedRun(t *testing.T) {
 			k := &cancelKind{listKind: listKind{kind: "k", items: []string{"x"}}, cancel: cancel, after: true}
 			phases := []Phase{{"one", []Kind{k}}, {"two", []Kind{&listKind{kind: "l", items: []string{"z"}}}}}
 			rep := apply(ctx, t, env, phases, root)
-			if !rep.Interrupted || len(rep.Failed()) != 0 {
-				t.Errorf("a run stopped before its second phase is not marked interrupted: %+v", rep)
+			if !rep.Interrupted || len(rep.Failed()) != 0 || rep.NotStarted != 1 {
+				t.Errorf("a run stopped before its second phase is not marked interrupted with 1 item not started: %+v", rep)
 			}
 			return rep.RunDir
 		}, true, "interrupted"},
