@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,6 +56,7 @@ func buildPlan(ctx context.Context, ss *session) (*plan.Plan, error) {
 	p.Host = hostName(ss.env.Host)
 	p.Profiles = strings.Split(ss.profile.Name, "+")
 	p.Evidence = ss.profile.Evidence
+	p.Warnings = append(slices.Clone(ss.profile.Warnings), p.Warnings...)
 	if err != nil {
 		return p, withCode(ExitError, fmt.Errorf("%w\nthe plan above is incomplete; nothing was changed", err))
 	}

@@ -157,11 +157,21 @@ func (r *runtime) listPods(ctx context.Context, c *conn, ep endpoint) ([]PodDeta
 // endpoint that answers. When a runtime is down there is nothing to list;
 // its containers go with the shims the pod kind kills.
 func (k *Containers) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, error) {
-	eps, err := k.r.endpoints(env.Host)
+	items, err := k.r.eachRuntime(ctx, env, k.r.discoverContainers)
+	// CRI lists in no particular order; the plan is stable.
+	slices.SortStableFunc(items, func(a, b plan.Item) int { return strings.Compare(a.Key(), b.Key()) })
+	return items, err
+}
+
+// eachRuntime runs list on every endpoint that answers, one connection
+// each. A runtime that is down, or a guessed socket that fails, is the
+// pod kind's to report (its shims, its warning): skipped here.
+func (r *runtime) eachRuntime(ctx context.Context, env *engine.Env, list func(context.Context, *conn) ([]plan.Item, error)) ([]plan.Item, error) {
+	eps, err := r.endpoints(env.Host)
 	errs := []error{err}
 	var items []plan.Item
 	for _, ep := range eps {
-		c, err := dial(ctx, ep, k.r.opts.DialTimeout)
+		c, err := dial(ctx, ep, r.opts.DialTimeout)
 		if leftToPods(ep, err) {
 			continue
 		}
@@ -169,13 +179,11 @@ func (k *Containers) Discover(ctx context.Context, env *engine.Env) ([]plan.Item
 			errs = append(errs, err)
 			continue
 		}
-		its, err := k.r.discoverContainers(ctx, c)
+		its, err := list(ctx, c)
 		c.Close()
 		items = append(items, its...)
 		errs = append(errs, err)
 	}
-	// CRI lists in no particular order; the plan is stable.
-	slices.SortStableFunc(items, func(a, b plan.Item) int { return strings.Compare(a.Key(), b.Key()) })
 	return items, errors.Join(errs...)
 }
 

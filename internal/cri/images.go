@@ -67,33 +67,17 @@ func (k *Images) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, er
 	if !k.r.opts.Images {
 		return nil, nil
 	}
-	eps, err := k.r.endpoints(env.Host)
-	errs := []error{err}
-	var items []plan.Item
-	for _, ep := range eps {
-		c, err := dial(ctx, ep, k.r.opts.DialTimeout)
-		if leftToPods(ep, err) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	return k.r.eachRuntime(ctx, env, func(ctx context.Context, c *conn) ([]plan.Item, error) {
 		cs, err := c.rs.ListContainers(ctx, &rt.ListContainersRequest{})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list containers on %s: %w", ep.URL(), err))
-			c.Close()
-			continue
+			return nil, fmt.Errorf("list containers on %s: %w", c.ep.URL(), err)
 		}
 		is, err := c.is.ListImages(ctx, &rt.ListImagesRequest{})
-		c.Close()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list images on %s: %w", ep.URL(), err))
-			continue
+			return nil, fmt.Errorf("list images on %s: %w", c.ep.URL(), err)
 		}
-		items = append(items, selectImages(ep.HostPath, cs.GetContainers(), is.GetImages(), k.r.all(ep))...)
-	}
-	return items, errors.Join(errs...)
+		return selectImages(c.ep.HostPath, cs.GetContainers(), is.GetImages(), k.r.all(c.ep)), nil
+	})
 }
 
 // imageIndex finds an image by ID, tag or digest, the three forms a

@@ -6,10 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -56,9 +56,7 @@ func Backup(ctx context.Context, env *engine.Env, o Options) error {
 		if !o.Runner.Has(b.SaveCommand()) {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		out, err := o.Runner.Run(cctx, b.SaveCommand(), nil, nil)
-		cancel()
+		out, err := bounded{o.Runner, o.Timeout}.Run(ctx, b.SaveCommand(), nil, nil)
 		if err != nil {
 			return fmt.Errorf("firewall backup of %s, nothing was changed: %w", b, err)
 		}
@@ -69,7 +67,7 @@ func Backup(ctx context.Context, env *engine.Env, o Options) error {
 	if err := backupNft(ctx, env, o, filepath.Join(tmp, NftRulesetFile)); err != nil {
 		return err
 	}
-	sets, unsaved, err := ipsets.Save(ctx, o.Runner)
+	sets, unsaved, err := ipsets.Save(ctx, bounded{o.Runner, o.Timeout})
 	if err != nil {
 		return fmt.Errorf("firewall backup, nothing was changed: %w", err)
 	}
@@ -115,9 +113,7 @@ func backupNft(ctx context.Context, env *engine.Env, o Options, file string) err
 		}
 		// One run per table: nft 1.0.6 fails a script of several
 		// "list table" commands with ENOENT.
-		cctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		b, err := o.Runner.Run(cctx, "nft", []string{"list", "table", fam, t.Name}, nil)
-		cancel()
+		b, err := bounded{o.Runner, o.Timeout}.Run(ctx, "nft", []string{"list", "table", fam, t.Name}, nil)
 		if err != nil {
 			return fmt.Errorf("firewall backup of nft table %s %s, nothing was changed: %w", fam, t.Name, err)
 		}
@@ -145,116 +141,6 @@ func FamilyName(f nftables.TableFamily) string {
 		return "netdev"
 	}
 	return ""
-}
-
-// ErrNoBackup is returned by Restore for a directory that holds no
-// firewall backup; nothing was changed.
-var ErrNoBackup = errors.New("holds no firewall backup")
-
-// Restore puts back the firewall saved by Backup in dir (a run directory
-// or its firewall subdirectory): the owned ipsets first, since the saved
-// rules match them, each replaced whole; then each saved backend's tables are replaced
-// whole by the saved ones (iptables-restore without --noflush; tables that
-// were not saved are untouched), then each saved nft table that iptables-nft
-// does not manage is replaced by its saved text in one nft transaction
-// (tables created after the backup stay).
-func Restore(ctx context.Context, dir string) error {
-	return restoreWith(ctx, dir, ExecRunner{})
-}
-
-func restoreWith(ctx context.Context, dir string, run Runner) error {
-	if st, err := os.Stat(filepath.Join(dir, BackupDirName)); err == nil && st.IsDir() {
-		dir = filepath.Join(dir, BackupDirName)
-	}
-	found := false
-	var errs []error
-	sets, err := os.ReadFile(filepath.Join(dir, IPSetFile))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		errs = append(errs, err)
-	default:
-		found = true
-		if err := ipsets.Restore(ctx, run, sets); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, b := range AllBackends() {
-		saved, err := os.ReadFile(filepath.Join(dir, b.fileName()))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		found = true
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !bytes.Contains(saved, []byte("\n*")) && !bytes.HasPrefix(saved, []byte("*")) {
-			continue // the backend had no tables
-		}
-		if _, err := run.Run(ctx, b.RestoreCommand(), []string{"-w", waitSeconds}, saved); err != nil {
-			errs = append(errs, fmt.Errorf("restore %s from %s: %w%s", b, filepath.Join(dir, b.fileName()), err, missingSets(saved)))
-		}
-	}
-	saved, err := os.ReadFile(filepath.Join(dir, NftRulesetFile))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		errs = append(errs, err)
-	default:
-		found = true
-		if script := nftRestoreScript(saved); len(script) > 0 {
-			if _, err := run.Run(ctx, "nft", []string{"-f", "-"}, script); err != nil {
-				errs = append(errs, fmt.Errorf("restore nft tables from %s: %w", filepath.Join(dir, NftRulesetFile), err))
-			}
-		}
-	}
-	if !found && len(errs) == 0 {
-		return fmt.Errorf("%s %w (expected %s or *.rules files): pass the run directory of the reset; nothing was changed", dir, ErrNoBackup, NftRulesetFile)
-	}
-	return errors.Join(errs...)
-}
-
-// missingSets explains a failed restore of rules that match ipsets which
-// do not exist (a backup taken before nodereset saved ipsets, or a user
-// set that is gone), naming them; "" when there are none.
-func missingSets(saved []byte) string {
-	var names []string
-	seen := map[string]bool{}
-	for line := range strings.Lines(string(saved)) {
-		f := strings.Fields(line)
-		for i := 0; i+1 < len(f); i++ {
-			if f[i] == "--match-set" && !seen[f[i+1]] {
-				seen[f[i+1]] = true
-				names = append(names, f[i+1])
-			}
-		}
-	}
-	missing, err := ipsets.Missing(names)
-	if err != nil || len(missing) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("; the saved rules match ipsets that do not exist and that this backup cannot bring back: %s (create them, then run restore again)", strings.Join(missing, ", "))
-}
-
-// Backups returns the run directories under backupRoot that hold a
-// firewall backup, newest first.
-func Backups(backupRoot string) ([]string, error) {
-	ents, err := os.ReadDir(backupRoot)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read backup directory: %w", err)
-	}
-	var out []string
-	for i := len(ents) - 1; i >= 0; i-- { // ReadDir sorts by name: UTC time
-		dir := filepath.Join(backupRoot, ents[i].Name())
-		if st, err := os.Stat(filepath.Join(dir, BackupDirName)); err == nil && st.IsDir() && ents[i].IsDir() {
-			out = append(out, dir)
-		}
-	}
-	return out, nil
 }
 
 // xtablesTables are the tables iptables-nft manages in the ip and ip6
@@ -306,16 +192,14 @@ func ParseRuleset(b []byte) []NftTable {
 	return out
 }
 
-// nftRestoreScript re-creates each saved table iptables does not manage:
-// "add table" makes the delete succeed when it is gone, then the saved
-// text defines it again, all in one transaction.
-func nftRestoreScript(saved []byte) []byte {
-	var s bytes.Buffer
-	for _, t := range ParseRuleset(saved) {
-		if t.Iptables {
-			continue
-		}
-		fmt.Fprintf(&s, "add table %s %s\ndelete table %s %s\n%s", t.Family, t.Name, t.Family, t.Name, t.Text)
-	}
-	return s.Bytes()
+// bounded gives each program run a deadline of its own.
+type bounded struct {
+	Runner
+	timeout time.Duration
+}
+
+func (b bounded) Run(ctx context.Context, name string, args []string, stdin []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Runner.Run(ctx, name, args, stdin)
 }

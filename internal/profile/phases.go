@@ -73,9 +73,9 @@ func Phases(p Profile, o Options) []engine.Phase {
 	}
 	pods, ctrs := cri.New(co)
 	return []engine.Phase{
-		{Name: PhaseServices, Kinds: []engine.Kind{noted(services.New(services.Options{
+		{Name: PhaseServices, Kinds: []engine.Kind{services.New(services.Options{
 			Units: p.Units, KeepEnabled: p.KeepEnabled, StopTimeout: o.StopTimeout,
-		}), p.Warnings)}},
+		})}},
 		{Name: PhaseStaticPods, Kinds: []engine.Kind{staticpods.New(staticpods.Options{Dirs: p.StaticPodDirs, Backup: o.Backup})}},
 		{Name: PhaseContainers, Kinds: containerKinds(p, o)},
 		{Name: PhaseProcesses, Kinds: []engine.Kind{procs.New(procs.Options{
@@ -106,25 +106,6 @@ func Phases(p Profile, o Options) []engine.Phase {
 		}},
 		{Name: PhasePaths, Kinds: []engine.Kind{paths.New(paths.Options{Specs: p.Paths, Backup: o.Backup})}},
 	}
-}
-
-// withWarnings is a kind that also carries the profile's warnings into
-// the plan, which collects them from its kinds (engine.Warner).
-// (kind names the embedded field so that it does not hide Kind().)
-type withWarnings struct {
-	kind
-	warnings []string
-}
-
-type kind = engine.Kind
-
-func (w withWarnings) Warnings() []string { return w.warnings }
-
-func noted(k engine.Kind, warnings []string) engine.Kind {
-	if len(warnings) == 0 {
-		return k
-	}
-	return withWarnings{kind: k, warnings: warnings}
 }
 
 // containerKinds remove the Kubernetes pods and containers of every runtime

@@ -3,6 +3,7 @@ package rancher
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -85,47 +87,32 @@ func management(t *testing.T, s *clustertest.Server) Management {
 // configuration and CRD: what a dry run must not change.
 func snapshot(t *testing.T, d Downstream) map[string]string {
 	t.Helper()
-	ctx := context.Background()
+	rbac := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: r}
+	}
+	adm := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: r}
+	}
 	v := map[string]string{}
-	nss, err := d.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range nss.Items {
-		v["ns/"+x.Name] = x.ResourceVersion
-	}
-	roles, err := d.Client.RbacV1().Roles("").List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range roles.Items {
-		v["role/"+x.Namespace+"/"+x.Name] = x.ResourceVersion
-	}
-	cr, err := d.Client.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range cr.Items {
-		v["clusterrole/"+x.Name] = x.ResourceVersion
-	}
-	rbs, err := d.Client.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range rbs.Items {
-		v["rolebinding/"+x.Namespace+"/"+x.Name] = x.ResourceVersion
-	}
-	crbs, err := d.Client.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range crbs.Items {
-		v["clusterrolebinding/"+x.Name] = x.ResourceVersion
-	}
-	vw, err := d.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range vw.Items {
-		v["vwc/"+x.Name] = x.ResourceVersion
-	}
-	mw, err := d.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range mw.Items {
-		v["mwc/"+x.Name] = x.ResourceVersion
-	}
-	crds, err := d.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
-	must(t, err)
-	for _, x := range crds.Items {
-		v["crd/"+x.GetName()] = x.GetResourceVersion()
+	for _, r := range []struct {
+		prefix string
+		gvr    schema.GroupVersionResource
+	}{
+		{"ns/", schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}},
+		{"role/", rbac("roles")}, {"clusterrole/", rbac("clusterroles")},
+		{"rolebinding/", rbac("rolebindings")}, {"clusterrolebinding/", rbac("clusterrolebindings")},
+		{"vwc/", adm("validatingwebhookconfigurations")}, {"mwc/", adm("mutatingwebhookconfigurations")},
+		{"crd/", crdGVR},
+	} {
+		l, err := d.Dynamic.Resource(r.gvr).List(context.Background(), metav1.ListOptions{})
+		must(t, err)
+		for _, x := range l.Items {
+			name := x.GetName()
+			if ns := x.GetNamespace(); ns != "" {
+				name = ns + "/" + name
+			}
+			v[r.prefix+name] = x.GetResourceVersion()
+		}
 	}
 	return v
 }
@@ -183,7 +170,7 @@ func TestCleanupImportedCluster(t *testing.T) {
 		}
 	}
 	// The plan is the dry run: nothing changed.
-	if after := snapshot(t, d); !mapsEqual(before, after) {
+	if after := snapshot(t, d); !maps.Equal(before, after) {
 		t.Fatalf("planning changed resourceVersions:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -236,18 +223,6 @@ func TestCleanupImportedCluster(t *testing.T) {
 	}
 }
 
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // Rancher's local cluster runs the server: refused, nothing changed.
 func TestCleanupRefusesRancherServer(t *testing.T) {
 	_, ls := setup.get(t)
@@ -265,7 +240,7 @@ func TestCleanupRefusesRancherServer(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "Service cattle-system/rancher") {
 		t.Fatalf("err = %v, want RancherServerError", err)
 	}
-	if !mapsEqual(before, snapshot(t, d)) {
+	if !maps.Equal(before, snapshot(t, d)) {
 		t.Error("refusal changed something")
 	}
 }

@@ -54,7 +54,7 @@ func TestKeepEnabled(t *testing.T) {
 		calls  []string
 	}{
 		{"running", map[string]string{"kubelet.service": "active", "etcd.service": "active"},
-			map[string]plan.Action{"kubelet.service": ActionStop, "etcd.service": plan.ActionStopDisable},
+			map[string]plan.Action{"kubelet.service": plan.ActionStop, "etcd.service": plan.ActionStopDisable},
 			[]string{"stop kubelet.service", "stop etcd.service", "disable etcd.service"}},
 		{"enabled, not running", map[string]string{},
 			map[string]plan.Action{"etcd.service": plan.ActionStopDisable}, []string{"stop etcd.service", "disable etcd.service"}},
@@ -71,7 +71,7 @@ func TestKeepEnabled(t *testing.T) {
 			got := map[string]plan.Action{}
 			for _, it := range items {
 				got[it.Target] = it.Action
-				if it.Action == ActionStop && !strings.Contains(it.Reason, keep[it.Target]) {
+				if it.Action == plan.ActionStop && !strings.Contains(it.Reason, keep[it.Target]) {
 					t.Errorf("%s: reason %q does not say why it stays enabled", it.Target, it.Reason)
 				}
 			}

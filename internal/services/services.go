@@ -73,9 +73,6 @@ func New(o Options) *Kind {
 // Kind implements engine.Kind.
 func (k *Kind) Kind() plan.Kind { return plan.KindService }
 
-// ActionStop stops a unit and leaves its enablement alone.
-const ActionStop plan.Action = "stop"
-
 // Detail is what discovery found about a unit.
 type Detail struct {
 	UnitFile string   `json:"unitFile"`
@@ -120,7 +117,7 @@ func (k *Kind) Discover(ctx context.Context, env *engine.Env) ([]plan.Item, erro
 		why, keep := k.opts.KeepEnabled[u]
 		switch {
 		case keep && running:
-			items = append(items, plan.Item{Kind: plan.KindService, Target: u, Action: ActionStop,
+			items = append(items, plan.Item{Kind: plan.KindService, Target: u, Action: plan.ActionStop,
 				Reason: reason(d) + "; " + why, Detail: d})
 		case !keep && (running || len(links) > 0):
 			items = append(items, plan.Item{Kind: plan.KindService, Target: u, Action: plan.ActionStopDisable,
@@ -154,7 +151,7 @@ func (k *Kind) Apply(ctx context.Context, env *engine.Env, items []plan.Item, re
 		defer mgr.Close()
 	}
 	engine.ApplyEach(ctx, items, rec, func(it plan.Item) error {
-		if it.Action == ActionStop {
+		if it.Action == plan.ActionStop {
 			return k.stop(ctx, mgr, it.Target)
 		}
 		return k.stopDisable(ctx, env.Host, mgr, it.Target)

@@ -38,9 +38,11 @@ type Action string
 // Actions used by the core kinds.
 const (
 	ActionStopDisable Action = "stop-disable"
-	ActionKill        Action = "kill"
-	ActionUnmount     Action = "unmount"
-	ActionRemove      Action = "remove"
+	// ActionStop stops a unit and leaves its enablement alone.
+	ActionStop    Action = "stop"
+	ActionKill    Action = "kill"
+	ActionUnmount Action = "unmount"
+	ActionRemove  Action = "remove"
 	// ActionBackupRemove moves the target into the run's backup directory.
 	ActionBackupRemove Action = "backup-remove"
 	// ActionEmpty removes what a directory holds and keeps the directory.
